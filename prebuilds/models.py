@@ -1,0 +1,133 @@
+"""Prebuilds: metadata, spec (desired state) and status (observed state), field for field as in
+gitpod.v1.Prebuild. Phases and triggers are stored with their wire numbers.
+
+Models hold no rules: transitions live in prebuilds/phases.py, writes in prebuilds/services.py.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+
+from projects.models import EnvironmentClass, Organization, Principal, Project
+
+
+class PrebuildPhase(models.IntegerChoices):
+    UNSPECIFIED = 0, "Unspecified"
+    PENDING = 10, "Pending"
+    STARTING = 20, "Starting"
+    RUNNING = 30, "Running"
+    STOPPING = 40, "Stopping"
+    SNAPSHOTTING = 50, "Snapshotting"
+    COMPLETED = 60, "Completed"
+    FAILED = 70, "Failed"
+    CANCELLING = 75, "Cancelling"
+    CANCELLED = 80, "Cancelled"
+    DELETING = 85, "Deleting"
+    DELETED = 90, "Deleted"
+
+
+class PrebuildTrigger(models.IntegerChoices):
+    UNSPECIFIED = 0, "Unspecified"
+    MANUAL = 1, "Manual"
+    SCHEDULED = 2, "Scheduled"
+
+
+TERMINAL_PHASES = frozenset(
+    {PrebuildPhase.COMPLETED, PrebuildPhase.FAILED, PrebuildPhase.CANCELLED, PrebuildPhase.DELETED}
+)
+# Phases in which a runner owns the prebuild and must notice a change of desired phase.
+ACTIVE_PHASES = frozenset(
+    {
+        PrebuildPhase.STARTING,
+        PrebuildPhase.RUNNING,
+        PrebuildPhase.STOPPING,
+        PrebuildPhase.SNAPSHOTTING,
+        PrebuildPhase.CANCELLING,
+    }
+)
+
+
+class PrebuildQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Prebuilds of the user's organizations, except those already deleted."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(organization__memberships__user=user).exclude(phase=PrebuildPhase.DELETED)
+
+    def not_deleted(self):
+        return self.exclude(phase=PrebuildPhase.DELETED)
+
+    def terminal(self):
+        return self.filter(phase__in=TERMINAL_PHASES)
+
+    def non_terminal(self):
+        return self.exclude(phase__in=TERMINAL_PHASES)
+
+    def for_list(self):
+        return self.select_related("project", "environment_class", "creator", "executor")
+
+
+class Prebuild(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+
+    # metadata
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="prebuilds")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prebuilds")
+    environment_class = models.ForeignKey(EnvironmentClass, on_delete=models.PROTECT, related_name="prebuilds")
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    creator_principal = models.PositiveSmallIntegerField(choices=Principal.choices, default=Principal.USER)
+    executor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    triggered_by = models.PositiveSmallIntegerField(choices=PrebuildTrigger.choices, default=PrebuildTrigger.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # spec: written by services on behalf of a person or the scheduler
+    spec_version = models.BigIntegerField(default=1)
+    desired_phase = models.PositiveSmallIntegerField(choices=PrebuildPhase.choices, default=PrebuildPhase.UNSPECIFIED)
+    timeout = models.DurationField(default=timedelta(hours=1))
+
+    # status: written by the runner side only
+    phase = models.PositiveSmallIntegerField(choices=PrebuildPhase.choices, default=PrebuildPhase.PENDING)
+    status_version = models.BigIntegerField(default=1)
+    completion_time = models.DateTimeField(null=True, blank=True)
+    failure_message = models.TextField(blank=True, default="")
+    warning_message = models.TextField(blank=True, default="")
+    log_url = models.CharField(max_length=500, blank=True, default="")
+    environment_id = models.CharField(max_length=64, blank=True, default="")
+    snapshot_completion_percentage = models.PositiveSmallIntegerField(null=True, blank=True)
+    snapshot_size_bytes = models.BigIntegerField(null=True, blank=True)
+
+    # status the product needs beyond the wire message
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    commit_id = models.CharField(max_length=64, blank=True, default="")
+    snapshot_sha256 = models.CharField(max_length=64, blank=True, default="")
+
+    objects = PrebuildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="prebuild_org_created"),
+            models.Index(fields=["project", "environment_class", "phase"], name="prebuild_pair_phase"),
+            models.Index(fields=["phase", "heartbeat_at"], name="prebuild_phase_heartbeat"),
+        ]
+
+    def __str__(self):
+        return f"prebuild {self.id} ({self.get_phase_display()})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.completion_time or self.updated_at) - self.started_at

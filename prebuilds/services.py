@@ -1,0 +1,251 @@
+"""Every write to a prebuild goes through here, whatever the interface (pages, REST, Connect, admin,
+scheduler, worker). Spec writes come from people and the scheduler; status writes from the runner
+side. Both are compare-and-swap on their own version counter.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import django.dispatch
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildTrigger
+from prebuilds.phases import check_transition
+from projects.errors import FailedPrecondition, InvalidArgument
+from projects.models import EnvironmentClass, Principal, Project
+from projects.queries import get_by_id
+from projects.services import require_admin, require_member
+from projects.versioning import cas_update
+
+log = logging.getLogger(__name__)
+
+# Sent (after commit) when a prebuild reaches COMPLETED; the warm pool side listens, so that this
+# room stays ignorant of pools.
+prebuild_completed = django.dispatch.Signal()
+
+# Status fields the runner side may write, besides the phase.
+STATUS_FIELDS = frozenset(
+    {
+        "completion_time",
+        "failure_message",
+        "warning_message",
+        "log_url",
+        "environment_id",
+        "snapshot_completion_percentage",
+        "snapshot_size_bytes",
+        "started_at",
+        "heartbeat_at",
+        "commit_id",
+        "snapshot_sha256",
+    }
+)
+
+
+def prebuild_get(*, user, prebuild_id) -> Prebuild:
+    """A prebuild the user may see; NotFound otherwise (deleted, another organization, bad id)."""
+    return get_by_id(Prebuild.objects.visible_to(user).for_list(), prebuild_id, label="prebuild", field="prebuild_id")
+
+
+def resolve_environment_class(project: Project, environment_class_id) -> EnvironmentClass:
+    """The class a prebuild of `project` runs on: the one asked for, which must get prebuilds on
+    the project (or be its default), or else the project's default class."""
+    if environment_class_id in (None, ""):
+        environment_class = project.default_environment_class
+        if environment_class is None:
+            raise InvalidArgument(
+                "environment_class_id is required: the project has no default environment class",
+                field="environment_class_id",
+            )
+    else:
+        environment_class = get_by_id(
+            EnvironmentClass.objects.in_organization(project.organization).select_related("runner"),
+            environment_class_id,
+            label="environment class",
+            field="environment_class_id",
+        )
+        allowed = environment_class.id == project.default_environment_class_id or (
+            project.prebuild_environment_classes.filter(id=environment_class.id).exists()
+        )
+        if not allowed:
+            raise FailedPrecondition(
+                f"environment class {environment_class.display_name!r} does not have prebuilds enabled "
+                f"on project {project.name!r}",
+                field="environment_class_id",
+            )
+    if not environment_class.enabled:
+        raise FailedPrecondition(
+            f"environment class {environment_class.display_name!r} is disabled", field="environment_class_id"
+        )
+    return environment_class
+
+
+def validate_timeout(timeout: timedelta | None) -> timedelta:
+    """spec.timeout: positive and at most 2 hours; 1 hour when absent. (The 5-minute floor belongs
+    to the project configuration, not to a single prebuild.)"""
+    if timeout is None:
+        return settings.PREBUILD_DEFAULT_TIMEOUT
+    if not isinstance(timeout, timedelta):
+        raise InvalidArgument("spec.timeout must be a duration", field="spec.timeout")
+    if timeout <= timedelta(0):
+        raise InvalidArgument("spec.timeout must be positive", field="spec.timeout")
+    if timeout > settings.PREBUILD_MAX_TIMEOUT:
+        raise InvalidArgument("spec.timeout must be at most 2 hours", field="spec.timeout")
+    return timeout
+
+
+@transaction.atomic
+def prebuild_create(
+    *,
+    actor,
+    project: Project,
+    environment_class_id=None,
+    timeout: timedelta | None = None,
+    triggered_by: int = PrebuildTrigger.MANUAL,
+) -> Prebuild:
+    """Create a PENDING prebuild and hand it to its runner's queue once the transaction commits."""
+    require_member(actor, project.organization_id)
+    if project.deleted_at is not None:
+        raise FailedPrecondition(f"project {project.name!r} is deleted", field="project_id")
+    environment_class = resolve_environment_class(project, environment_class_id)
+    timeout = validate_timeout(timeout)
+    prebuild = Prebuild.objects.create(
+        organization_id=project.organization_id,
+        project=project,
+        environment_class=environment_class,
+        creator=actor,
+        creator_principal=Principal.USER,
+        executor=project.executor or actor,
+        triggered_by=triggered_by,
+        timeout=timeout,
+    )
+    enqueue_prebuild(prebuild)
+    return prebuild
+
+
+def enqueue_prebuild(prebuild: Prebuild) -> None:
+    """Send the prebuild to its runner's queue after commit (a worker must see the row)."""
+    from prebuilds import tasks  # tasks import services: import here to keep the module graph simple
+
+    queue = prebuild.environment_class.runner.queue
+    transaction.on_commit(lambda: tasks.run_prebuild.apply_async(args=[str(prebuild.id)], queue=queue))
+
+
+def prebuild_cancel(*, actor, prebuild: Prebuild) -> Prebuild:
+    """Ask for cancellation. Idempotent: a finished (or already cancelling) prebuild comes back
+    unchanged. A PENDING prebuild has no runner yet, so it goes straight to CANCELLED."""
+    require_member(actor, prebuild.organization_id)
+
+    def mutate(current: Prebuild):
+        if current.phase in TERMINAL_PHASES or current.desired_phase in (
+            PrebuildPhase.CANCELLED,
+            PrebuildPhase.DELETED,
+        ):
+            return None
+        return {"desired_phase": PrebuildPhase.CANCELLED}
+
+    with transaction.atomic():
+        prebuild, _ = cas_update(prebuild, version_field="spec_version", mutate=mutate)
+        if prebuild.phase == PrebuildPhase.PENDING and prebuild.desired_phase == PrebuildPhase.CANCELLED:
+            prebuild = _finish_unstarted(prebuild, PrebuildPhase.CANCELLED)
+    return prebuild
+
+
+def prebuild_delete(*, actor, prebuild: Prebuild) -> Prebuild:
+    """Mark for deletion. A prebuild no runner owns goes to DELETING at once and its files are
+    removed in the background; a running one is stopped by its runner first. Idempotent."""
+    require_admin(actor, prebuild.organization_id, "delete prebuilds")
+    return _request_deletion(prebuild)
+
+
+def prebuild_expire(*, prebuild: Prebuild) -> Prebuild:
+    """Retention: the same deletion, asked for by the system instead of a person."""
+    return _request_deletion(prebuild)
+
+
+def _request_deletion(prebuild: Prebuild) -> Prebuild:
+    def mutate(current: Prebuild):
+        if current.desired_phase == PrebuildPhase.DELETED or current.phase == PrebuildPhase.DELETED:
+            return None
+        return {"desired_phase": PrebuildPhase.DELETED}
+
+    with transaction.atomic():
+        prebuild, _ = cas_update(prebuild, version_field="spec_version", mutate=mutate)
+        if prebuild.phase == PrebuildPhase.PENDING or prebuild.phase in TERMINAL_PHASES - {PrebuildPhase.DELETED}:
+            prebuild = _start_deleting(prebuild)
+    return prebuild
+
+
+def _finish_unstarted(prebuild: Prebuild, phase: int) -> Prebuild:
+    """Move a PENDING prebuild to `phase` unless a worker claimed it meanwhile (then the worker
+    sees the desired phase and stops it)."""
+
+    def mutate(current: Prebuild):
+        if current.phase != PrebuildPhase.PENDING:
+            return None
+        return {"phase": phase, "completion_time": timezone.now()}
+
+    prebuild, _ = cas_update(prebuild, version_field="status_version", mutate=mutate)
+    return prebuild
+
+
+def _start_deleting(prebuild: Prebuild) -> Prebuild:
+    from prebuilds import tasks
+
+    def mutate(current: Prebuild):
+        if current.phase not in TERMINAL_PHASES - {PrebuildPhase.DELETED} and current.phase != PrebuildPhase.PENDING:
+            return None
+        return {"phase": PrebuildPhase.DELETING}
+
+    prebuild, changed = cas_update(prebuild, version_field="status_version", mutate=mutate)
+    if changed:
+        transaction.on_commit(lambda: tasks.delete_prebuild.delay(str(prebuild.id)))
+    return prebuild
+
+
+def prebuild_set_status(*, prebuild: Prebuild, phase: int | None = None, **fields) -> Prebuild:
+    """The runner side's one way to write status: a legal phase transition (if any) and status
+    fields, compare-and-swap on status_version. Raises FailedPrecondition for an illegal move."""
+    unknown = set(fields) - STATUS_FIELDS
+    if unknown:
+        raise ValueError(f"not status fields: {sorted(unknown)}")
+
+    def mutate(current: Prebuild):
+        changes = dict(fields)
+        if phase is not None and phase != current.phase:
+            check_transition(current.phase, phase)
+            changes["phase"] = phase
+            if phase in TERMINAL_PHASES and "completion_time" not in changes:
+                changes["completion_time"] = timezone.now()
+            if phase != PrebuildPhase.SNAPSHOTTING and "snapshot_completion_percentage" not in changes:
+                changes["snapshot_completion_percentage"] = None
+        return changes
+
+    with transaction.atomic():
+        prebuild, changed = cas_update(prebuild, version_field="status_version", mutate=mutate)
+        if changed and phase == PrebuildPhase.COMPLETED:
+            completed = prebuild
+            transaction.on_commit(lambda: prebuild_completed.send(sender=Prebuild, prebuild=completed))
+    return prebuild
+
+
+def prebuild_claim(*, prebuild_id) -> Prebuild | None:
+    """A worker's claim on a PENDING prebuild: a conditional update, so that a duplicate delivery of
+    the same message (or two workers) cannot both run it. None when someone else has it."""
+    now = timezone.now()
+    claimed = Prebuild.objects.filter(
+        id=prebuild_id, phase=PrebuildPhase.PENDING, desired_phase=PrebuildPhase.UNSPECIFIED
+    ).update(
+        phase=PrebuildPhase.STARTING,
+        started_at=now,
+        heartbeat_at=now,
+        updated_at=now,
+        status_version=F("status_version") + 1,
+    )
+    if claimed != 1:
+        return None
+    return Prebuild.objects.select_related("project", "environment_class__runner").get(id=prebuild_id)

@@ -1,0 +1,68 @@
+from django.contrib import admin
+
+from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "organization__name"]
+
+
+@admin.register(Runner)
+class RunnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "queue", "organization", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "queue"]
+
+
+@admin.register(EnvironmentClass)
+class EnvironmentClassAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "runner", "cpu_cores", "memory_mb", "disk_gb", "allow_network", "enabled"]
+    list_filter = ["enabled", "allow_network", "runner"]
+    search_fields = ["display_name", "description"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "organization",
+        "repository_url",
+        "branch",
+        "prebuilds_enabled",
+        "daily_schedule_hour_utc",
+        "created_at",
+    ]
+    list_filter = ["prebuilds_enabled", "organization"]
+    search_fields = ["name", "repository_url"]
+    filter_horizontal = ["prebuild_environment_classes"]
+    # The clone token is write-only everywhere: the admin neither shows nor edits it.
+    exclude = ["access_token"]
+    readonly_fields = ["created_at", "updated_at", "deleted_at", "created_by"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "prefix"]
+    # Tokens are created with `create_api_token` or the tokens page (the secret is shown once).
+    readonly_fields = ["user", "prefix", "token_hash", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
+        return False

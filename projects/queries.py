@@ -1,0 +1,20 @@
+"""Reads shared by every room."""
+
+import uuid
+
+from django.db.models import QuerySet
+
+from projects.errors import NotFound
+
+
+def get_by_id(queryset: QuerySet, object_id, *, label: str, field: str):
+    """The object with that id in `queryset`, else NotFound naming it (a malformed id is simply not
+    found: the caller learns nothing about what exists)."""
+    try:
+        key = object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(str(object_id))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"{label} {object_id} not found", field=field) from None
+    obj = queryset.filter(pk=key).first()
+    if obj is None:
+        raise NotFound(f"{label} {object_id} not found", field=field)
+    return obj

@@ -1,0 +1,377 @@
+"""Writes and access rules for organizations, projects, classes and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import django.dispatch
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from projects.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Role, Runner
+from projects.queries import get_by_id
+
+# Sent after a project's prebuild configuration changed, with the classes that no longer get
+# prebuilds. The warm pool side listens (so this room needs no knowledge of pools).
+prebuild_configuration_changed = django.dispatch.Signal()
+
+TOKEN_PREFIX = "pbk_"
+
+
+# --- membership and roles ---------------------------------------------------------------------
+
+
+def role_in(user, organization_id) -> str | None:
+    if not user or not user.is_authenticated:
+        return None
+    membership = Membership.objects.filter(user=user, organization_id=organization_id).only("role").first()
+    return membership.role if membership else None
+
+
+def require_member(user, organization_id) -> str:
+    """The user's role in the organization. Outsiders get NotFound: we do not reveal what exists."""
+    role = role_in(user, organization_id)
+    if role is None:
+        raise NotFound("not found")
+    return role
+
+
+def require_admin(user, organization_id, action: str) -> None:
+    if require_member(user, organization_id) != Role.ADMIN:
+        raise PermissionDenied(f"only organization admins may {action}")
+
+
+def organization_create(*, name: str, admin: AbstractBaseUser | None = None) -> Organization:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidArgument("name must not be empty", field="name")
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(name=name)
+            if admin is not None:
+                Membership.objects.create(organization=organization, user=admin, role=Role.ADMIN)
+    except IntegrityError:
+        raise AlreadyExists(f"an organization named {name!r} already exists", field="name") from None
+    return organization
+
+
+def membership_set(*, organization: Organization, user, role: str) -> Membership:
+    if role not in Role.values:
+        raise InvalidArgument(f"role must be one of {', '.join(Role.values)}", field="role")
+    membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
+    return membership
+
+
+def runner_create(*, organization: Organization, name: str, queue: str) -> Runner:
+    if not name.strip():
+        raise InvalidArgument("name must not be empty", field="name")
+    if not queue.strip() or any(c.isspace() for c in queue):
+        raise InvalidArgument("queue must be a non-empty name without spaces", field="queue")
+    try:
+        with transaction.atomic():
+            return Runner.objects.create(organization=organization, name=name.strip(), queue=queue.strip())
+    except IntegrityError:
+        raise AlreadyExists(f"a runner named {name!r} or with queue {queue!r} already exists") from None
+
+
+def environment_class_create(
+    *,
+    runner: Runner,
+    display_name: str,
+    cpu_cores: int = 2,
+    memory_mb: int = 4096,
+    disk_gb: int = 20,
+    max_processes: int = 512,
+    allow_network: bool = False,
+    enabled: bool = True,
+    description: str = "",
+) -> EnvironmentClass:
+    if not display_name.strip():
+        raise InvalidArgument("display_name must not be empty", field="display_name")
+    for field, value in (("cpu_cores", cpu_cores), ("memory_mb", memory_mb), ("disk_gb", disk_gb)):
+        if value <= 0:
+            raise InvalidArgument(f"{field} must be positive", field=field)
+    return EnvironmentClass.objects.create(
+        runner=runner,
+        display_name=display_name.strip(),
+        description=description,
+        cpu_cores=cpu_cores,
+        memory_mb=memory_mb,
+        disk_gb=disk_gb,
+        max_processes=max_processes,
+        allow_network=allow_network,
+        enabled=enabled,
+    )
+
+
+# --- projects ---------------------------------------------------------------------------------
+
+
+def project_get(*, user, project_id) -> Project:
+    """A project the user may see, else NotFound (also for malformed ids)."""
+    return get_by_id(
+        Project.objects.alive().visible_to(user).select_related("default_environment_class"),
+        project_id,
+        label="project",
+        field="project_id",
+    )
+
+
+def _validate_repository_url(url: str) -> str:
+    url = (url or "").strip()
+    if not url:
+        raise InvalidArgument("repository_url must not be empty", field="repository_url")
+    parts = urlsplit(url)
+    if parts.scheme in ("https", "http", "file"):
+        if parts.scheme != "file" and not parts.netloc:
+            raise InvalidArgument("repository_url has no host", field="repository_url")
+        if parts.username or parts.password:
+            # Credentials in the URL would end up in logs and pages: they belong in access_token.
+            raise InvalidArgument(
+                "repository_url must not contain credentials; set the access token instead",
+                field="repository_url",
+            )
+        return url
+    if parts.scheme == "" and url.startswith("/"):
+        return url  # a local path on the runner
+    raise InvalidArgument(
+        "repository_url must be an https:// or file:// URL or an absolute local path", field="repository_url"
+    )
+
+
+def _validate_devcontainer_path(path: str) -> str:
+    path = (path or "").strip() or ".devcontainer/devcontainer.json"
+    if path.startswith("/") or ".." in path.split("/"):
+        raise InvalidArgument("devcontainer_path must be relative to the repository root", field="devcontainer_path")
+    return path
+
+
+def _validate_timeout(timeout: timedelta) -> timedelta:
+    if not isinstance(timeout, timedelta):
+        raise InvalidArgument("timeout must be a duration", field="prebuild_configuration.timeout")
+    if not settings.PROJECT_MIN_PREBUILD_TIMEOUT <= timeout <= settings.PREBUILD_MAX_TIMEOUT:
+        raise InvalidArgument("timeout must be between 5 minutes and 2 hours", field="prebuild_configuration.timeout")
+    return timeout
+
+
+def _validate_classes(organization: Organization, classes) -> list[EnvironmentClass]:
+    classes = list(classes)
+    for environment_class in classes:
+        if environment_class.runner.organization_id != organization.id:
+            raise InvalidArgument(
+                f"environment class {environment_class.id} not found",
+                field="prebuild_configuration.environment_class_ids",
+            )
+    return classes
+
+
+_UNSET = object()
+
+
+@transaction.atomic
+def project_create(
+    *,
+    actor,
+    organization: Organization,
+    name: str,
+    repository_url: str,
+    branch: str = "main",
+    devcontainer_path: str = ".devcontainer/devcontainer.json",
+    default_environment_class: EnvironmentClass | None = None,
+    access_token: str = "",
+    webhook_url: str = "",
+    prebuilds_enabled: bool = False,
+    prebuild_environment_classes=(),
+    prebuild_timeout: timedelta = timedelta(hours=1),
+    daily_schedule_hour_utc: int | None = None,
+    executor=None,
+) -> Project:
+    require_admin(actor, organization.id, "create projects")
+    project = Project(organization=organization, created_by=actor)
+    _apply_project_fields(
+        project,
+        name=name,
+        repository_url=repository_url,
+        branch=branch,
+        devcontainer_path=devcontainer_path,
+        default_environment_class=default_environment_class,
+        access_token=access_token,
+        webhook_url=webhook_url,
+        prebuilds_enabled=prebuilds_enabled,
+        prebuild_timeout=prebuild_timeout,
+        daily_schedule_hour_utc=daily_schedule_hour_utc,
+        executor=executor,
+    )
+    classes = _validate_classes(organization, prebuild_environment_classes)
+    try:
+        with transaction.atomic():
+            project.save()
+    except IntegrityError:
+        raise AlreadyExists(f"a project named {project.name!r} already exists", field="name") from None
+    project.prebuild_environment_classes.set(classes)
+    return project
+
+
+@transaction.atomic
+def project_update(*, actor, project: Project, prebuild_environment_classes=_UNSET, **fields) -> Project:
+    """Change any of project_create's fields; absent ones keep their value. Classes that stop getting
+    prebuilds (or all of them, when prebuilds are disabled) are announced so their pools go away."""
+    require_admin(actor, project.organization_id, "edit projects")
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    before = (
+        set(project.prebuild_environment_classes.values_list("id", flat=True)) if project.prebuilds_enabled else set()
+    )
+    unknown = set(fields) - _PROJECT_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown field {sorted(unknown)[0]}", field=sorted(unknown)[0])
+    current = {name: getattr(project, name) for name in _PROJECT_FIELDS}
+    _apply_project_fields(project, **{**current, **fields})
+    try:
+        with transaction.atomic():
+            project.save()
+    except IntegrityError:
+        raise AlreadyExists(f"a project named {project.name!r} already exists", field="name") from None
+    if prebuild_environment_classes is not _UNSET:
+        project.prebuild_environment_classes.set(_validate_classes(project.organization, prebuild_environment_classes))
+    after = (
+        set(project.prebuild_environment_classes.values_list("id", flat=True)) if project.prebuilds_enabled else set()
+    )
+    removed = before - after
+    if removed:
+        transaction.on_commit(
+            lambda: prebuild_configuration_changed.send(
+                sender=Project, project=project, removed_class_ids=removed, actor=actor
+            )
+        )
+    return project
+
+
+@transaction.atomic
+def project_delete(*, actor, project: Project) -> None:
+    require_admin(actor, project.organization_id, "delete projects")
+    classes = set(project.prebuild_environment_classes.values_list("id", flat=True))
+    Project.objects.filter(pk=project.pk).update(deleted_at=timezone.now(), prebuilds_enabled=False)
+    transaction.on_commit(
+        lambda: prebuild_configuration_changed.send(
+            sender=Project, project=project, removed_class_ids=classes, actor=actor
+        )
+    )
+
+
+_PROJECT_FIELDS = {
+    "name",
+    "repository_url",
+    "branch",
+    "devcontainer_path",
+    "default_environment_class",
+    "access_token",
+    "webhook_url",
+    "prebuilds_enabled",
+    "prebuild_timeout",
+    "daily_schedule_hour_utc",
+    "executor",
+}
+
+
+def _apply_project_fields(
+    project: Project,
+    *,
+    name,
+    repository_url,
+    branch,
+    devcontainer_path,
+    default_environment_class,
+    access_token,
+    webhook_url,
+    prebuilds_enabled,
+    prebuild_timeout,
+    daily_schedule_hour_utc,
+    executor,
+) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidArgument("name must not be empty", field="name")
+    if len(name) > 200:
+        raise InvalidArgument("name must be at most 200 characters", field="name")
+    branch = (branch or "").strip() or "main"
+    if branch.startswith("-") or any(c.isspace() for c in branch):
+        raise InvalidArgument("branch is not a valid branch name", field="branch")
+    if default_environment_class is not None and (
+        default_environment_class.runner.organization_id != project.organization_id
+    ):
+        raise InvalidArgument("default environment class not found", field="default_environment_class_id")
+    if webhook_url and urlsplit(webhook_url).scheme not in ("http", "https"):
+        raise InvalidArgument("webhook_url must be an http(s) URL", field="webhook_url")
+    if daily_schedule_hour_utc is not None and not (0 <= daily_schedule_hour_utc <= 23):
+        raise InvalidArgument(
+            "daily schedule hour must be between 0 and 23",
+            field="prebuild_configuration.trigger.daily_schedule.hour_utc",
+        )
+    if executor is not None and role_in(executor, project.organization_id) is None:
+        raise InvalidArgument("executor must be a member of the organization", field="prebuild_configuration.executor")
+    project.name = name
+    project.repository_url = _validate_repository_url(repository_url)
+    project.branch = branch
+    project.devcontainer_path = _validate_devcontainer_path(devcontainer_path)
+    project.default_environment_class = default_environment_class
+    project.access_token = access_token or ""
+    project.webhook_url = webhook_url or ""
+    project.prebuilds_enabled = bool(prebuilds_enabled)
+    project.prebuild_timeout = _validate_timeout(prebuild_timeout)
+    project.daily_schedule_hour_utc = daily_schedule_hour_utc
+    project.executor = executor
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def _hash_token(secret: str) -> str:
+    # Tokens carry 256 bits of randomness, so a plain SHA-256 is enough: no salt or slow hash needed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_token_create(*, user, name: str, expires_in: timedelta | None = None) -> tuple[ApiToken, str]:
+    """A new token and its secret. The secret is returned once and never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidArgument("name must not be empty", field="name")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise InvalidArgument("expiry must be in the future", field="expires_in")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=_hash_token(secret),
+        expires_at=timezone.now() + expires_in if expires_in else None,
+    )
+    return token, secret
+
+
+def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
+    if token.user_id != actor.pk:
+        raise NotFound("token not found")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_authenticate(secret: str):
+    """The user a bearer token belongs to, or Unauthenticated."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        raise Unauthenticated("invalid API token")
+    now = timezone.now()
+    token = ApiToken.objects.active(now).select_related("user").filter(token_hash=_hash_token(secret)).first()
+    if token is None or not token.user.is_active:
+        raise Unauthenticated("invalid, expired or revoked API token")
+    # Written at most once a minute per token, so busy automation does not turn reads into writes.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -1,0 +1,112 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from projects import services
+from projects.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
+from projects.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+def update(org, **fields):
+    return services.project_update(actor=org.admin, project=org.project, **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"prebuild_timeout": timedelta(minutes=4, seconds=59)}, "prebuild_configuration.timeout"),
+        ({"prebuild_timeout": timedelta(hours=2, seconds=1)}, "prebuild_configuration.timeout"),
+        ({"daily_schedule_hour_utc": 24}, "prebuild_configuration.trigger.daily_schedule.hour_utc"),
+        ({"daily_schedule_hour_utc": -1}, "prebuild_configuration.trigger.daily_schedule.hour_utc"),
+        ({"name": "  "}, "name"),
+        ({"repository_url": "ftp://example.com/x.git"}, "repository_url"),
+        ({"repository_url": "https://user:secret@example.com/x.git"}, "repository_url"),
+        ({"repository_url": "relative/path"}, "repository_url"),
+        ({"devcontainer_path": "../outside.json"}, "devcontainer_path"),
+        ({"branch": "--upload-pack=evil"}, "branch"),
+        ({"webhook_url": "javascript:alert(1)"}, "webhook_url"),
+    ],
+)
+def test_project_configuration_is_validated(org, fields, field):
+    with pytest.raises(InvalidArgument) as exc:
+        update(org, **fields)
+    assert exc.value.field == field
+    org.project.refresh_from_db()
+    assert org.project.prebuild_timeout == timedelta(minutes=30)
+
+
+def test_project_timeout_bounds_are_inclusive(org):
+    assert update(org, prebuild_timeout=timedelta(minutes=5)).prebuild_timeout == timedelta(minutes=5)
+    assert update(org, prebuild_timeout=timedelta(hours=2)).prebuild_timeout == timedelta(hours=2)
+
+
+def test_executor_must_be_a_member(org):
+    with pytest.raises(InvalidArgument):
+        update(org, executor=org.outsider)
+    assert update(org, executor=org.member).executor == org.member
+
+
+def test_only_admins_edit_projects(org):
+    with pytest.raises(PermissionDenied):
+        services.project_update(actor=org.member, project=org.project, name="x")
+
+
+def test_project_names_are_unique_per_organization(org):
+    with pytest.raises(AlreadyExists):
+        services.project_create(actor=org.admin, organization=org.organization, name="app", repository_url="/x")
+
+
+def test_removing_a_class_announces_it(org):
+    received = []
+
+    def listener(sender, project, removed_class_ids, **kwargs):
+        received.append(removed_class_ids)
+
+    services.prebuild_configuration_changed.connect(listener)
+    try:
+        from django.test import TestCase
+
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            update(org, prebuild_environment_classes=[org.small])
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            update(org, prebuilds_enabled=False)
+    finally:
+        services.prebuild_configuration_changed.disconnect(listener)
+    assert received == [{org.large.id}, {org.small.id}]
+
+
+def test_api_tokens_are_stored_hashed_and_authenticate(org):
+    token, secret = services.api_token_create(user=org.member, name="ci")
+    assert secret not in token.token_hash and secret.startswith("pbk_")
+    assert not ApiToken.objects.filter(token_hash__contains=secret).exists()
+    assert services.api_token_authenticate(secret) == org.member
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+@pytest.mark.parametrize("secret", ["", "pbk_wrong", "Bearer x", "pbk_" + "a" * 43])
+def test_bad_tokens_are_refused(org, secret):
+    with pytest.raises(Unauthenticated):
+        services.api_token_authenticate(secret)
+
+
+def test_revoked_and_expired_tokens_are_refused(org):
+    token, secret = services.api_token_create(user=org.member, name="ci")
+    services.api_token_revoke(actor=org.member, token=token)
+    with pytest.raises(Unauthenticated):
+        services.api_token_authenticate(secret)
+    token, secret = services.api_token_create(user=org.member, name="short", expires_in=timedelta(days=1))
+    ApiToken.objects.filter(id=token.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(Unauthenticated):
+        services.api_token_authenticate(secret)
+
+
+def test_inactive_users_tokens_are_refused(org):
+    _, secret = services.api_token_create(user=org.member, name="ci")
+    org.member.is_active = False
+    org.member.save()
+    with pytest.raises(Unauthenticated):
+        services.api_token_authenticate(secret)
