@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from dashboard import health, views
 
@@ -10,4 +10,12 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Pages
+    path("prebuilds/", include("prebuilds.urls")),
+    path("warm-pools/", include("warmpools.urls")),
+    path("projects/", include("projects.urls")),
+    # Machine interfaces
+    path("logs/", include("prebuilds.log_urls")),
+    path("api/", include("dashboard.api_urls")),
+    path("", include("dashboard.connect_urls")),
 ]

@@ -249,3 +249,11 @@ def prebuild_claim(*, prebuild_id) -> Prebuild | None:
     if claimed != 1:
         return None
     return Prebuild.objects.select_related("project", "environment_class__runner").get(id=prebuild_id)
+
+
+def prebuild_create_logs_token(*, actor, prebuild: Prebuild) -> str:
+    """A token that reads this prebuild's logs, live or archived, for one hour."""
+    from prebuilds.logtokens import logs_token_issue
+
+    require_member(actor, prebuild.organization_id)
+    return logs_token_issue(prebuild=prebuild)
