@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner
+from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -66,3 +67,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    pass

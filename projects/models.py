@@ -7,8 +7,15 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+
+
+class User(AbstractUser):
+    """A Django user with a UUID id, so that a Subject's id on the wire is a UUID like every other."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
 
 
 class Principal(models.IntegerChoices):

@@ -1,0 +1,59 @@
+"""Named reads of prebuilds shared by the pages, REST and Connect (one filter, one meaning)."""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+
+from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
+from projects.errors import InvalidArgument
+
+
+@dataclass
+class PrebuildFilter:
+    """ListPrebuilds' filter, plus environment classes for the dashboard. Empty means any."""
+
+    project_ids: list = field(default_factory=list)
+    phases: list[int] = field(default_factory=list)
+    triggered_by: list[int] = field(default_factory=list)
+    creator_ids: list = field(default_factory=list)
+    executor_ids: list = field(default_factory=list)
+    environment_class_ids: list = field(default_factory=list)
+
+
+def _check_choices(values: Iterable[int], choices, name: str) -> None:
+    valid = set(choices.values) - {0}
+    for value in values:
+        if value not in valid:
+            raise InvalidArgument(f"filter.{name} has an unknown value {value}", field=f"filter.{name}")
+
+
+def prebuilds_for(user, filters: PrebuildFilter | None = None) -> QuerySet:
+    """The prebuilds `user` may see, filtered, ready for a list (related rows joined)."""
+    filters = filters or PrebuildFilter()
+    _check_choices(filters.phases, PrebuildPhase, "phases")
+    _check_choices(filters.triggered_by, PrebuildTrigger, "triggered_by")
+    queryset = Prebuild.objects.visible_to(user).for_list()
+    if filters.project_ids:
+        queryset = queryset.filter(project_id__in=uuids(filters.project_ids, "project_ids"))
+    if filters.phases:
+        queryset = queryset.filter(phase__in=filters.phases)
+    if filters.triggered_by:
+        queryset = queryset.filter(triggered_by__in=filters.triggered_by)
+    if filters.creator_ids:
+        queryset = queryset.filter(creator_id__in=uuids(filters.creator_ids, "creator_ids"))
+    if filters.executor_ids:
+        queryset = queryset.filter(executor_id__in=uuids(filters.executor_ids, "executor_ids"))
+    if filters.environment_class_ids:
+        queryset = queryset.filter(
+            environment_class_id__in=uuids(filters.environment_class_ids, "environment_class_ids")
+        )
+    return queryset
+
+
+def uuids(values, name):
+    try:
+        return [value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in values]
+    except ValueError:
+        raise InvalidArgument(f"filter.{name} must hold UUIDs", field=f"filter.{name}") from None

@@ -1,0 +1,78 @@
+import pytest
+
+from prebuilds import services
+from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
+from prebuilds.queries import PrebuildFilter, prebuilds_for
+from projects.errors import InvalidArgument
+from projects.pagination import MAX_PAGE_SIZE, paginate
+
+pytestmark = pytest.mark.django_db
+
+
+def make(org, n, **kwargs):
+    return [services.prebuild_create(actor=org.member, project=org.project, **kwargs) for _ in range(n)]
+
+
+def test_pages_walk_every_row_once_newest_first(org):
+    created = make(org, 7)
+    seen, token = [], ""
+    while True:
+        page = paginate(prebuilds_for(org.member), page_size=3, token=token)
+        seen += page.items
+        token = page.next_token
+        if not token:
+            break
+    assert [p.id for p in seen] == [p.id for p in sorted(created, key=lambda p: (p.created_at, p.id), reverse=True)]
+
+
+def test_tokens_stay_stable_while_new_rows_arrive(org):
+    make(org, 4)
+    first = paginate(prebuilds_for(org.member), page_size=2)
+    make(org, 3)  # newer rows must not shift the next page
+    second = paginate(prebuilds_for(org.member), page_size=2, token=first.next_token)
+    assert not {p.id for p in first.items} & {p.id for p in second.items}
+    assert all(p.created_at <= first.items[-1].created_at for p in second.items)
+
+
+def test_page_size_defaults_to_25_and_is_capped_at_100(org):
+    Prebuild.objects.bulk_create(
+        [
+            Prebuild(
+                organization=org.organization, project=org.project, environment_class=org.small, creator=org.member
+            )
+            for _ in range(MAX_PAGE_SIZE + 5)
+        ]
+    )
+    assert len(paginate(prebuilds_for(org.member)).items) == 25
+    assert len(paginate(prebuilds_for(org.member), page_size=1000).items) == 100
+    with pytest.raises(InvalidArgument):
+        paginate(prebuilds_for(org.member), page_size=-1)
+
+
+@pytest.mark.parametrize("token", ["garbage", "eyJ4IjoxfQ", "!!!"])
+def test_a_forged_token_is_invalid_argument(org, token):
+    with pytest.raises(InvalidArgument) as exc:
+        paginate(prebuilds_for(org.member), token=token)
+    assert exc.value.field == "pagination.token"
+
+
+def test_filters(org):
+    manual = make(org, 2)
+    large = make(org, 1, environment_class_id=org.large.id)[0]
+    scheduled = make(org, 1, triggered_by=PrebuildTrigger.SCHEDULED)[0]
+    services.prebuild_cancel(actor=org.member, prebuild=manual[0])
+
+    def ids(**kw):
+        return {p.id for p in prebuilds_for(org.member, PrebuildFilter(**kw))}
+
+    assert ids(phases=[PrebuildPhase.CANCELLED]) == {manual[0].id}
+    assert ids(triggered_by=[PrebuildTrigger.SCHEDULED]) == {scheduled.id}
+    assert ids(environment_class_ids=[org.large.id]) == {large.id}
+    assert ids(creator_ids=[org.member.id]) == {manual[0].id, manual[1].id, large.id, scheduled.id}
+    assert ids(creator_ids=[org.admin.id]) == set()
+    assert ids(project_ids=[org.project.id]) == ids()
+    assert prebuilds_for(org.outsider).count() == 0
+    with pytest.raises(InvalidArgument):
+        ids(phases=[12345])
+    with pytest.raises(InvalidArgument):
+        ids(project_ids=["nope"])

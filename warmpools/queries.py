@@ -1,0 +1,15 @@
+"""Named reads of warm pools shared by the pages, REST and Connect."""
+
+from django.db.models import QuerySet
+
+from prebuilds.queries import uuids
+from warmpools.models import WarmPool
+
+
+def warm_pools_for(user, *, project_ids=(), environment_class_ids=()) -> QuerySet:
+    queryset = WarmPool.objects.visible_to(user).for_list()
+    if project_ids:
+        queryset = queryset.filter(project_id__in=uuids(project_ids, "project_ids"))
+    if environment_class_ids:
+        queryset = queryset.filter(environment_class_id__in=uuids(environment_class_ids, "environment_class_ids"))
+    return queryset
