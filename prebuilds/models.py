@@ -131,3 +131,71 @@ class Prebuild(models.Model):
         if not self.started_at:
             return None
         return (self.completion_time or self.updated_at) - self.started_at
+
+
+class PrebuildStep(models.Model):
+    """One step of a run (clone, each lifecycle command, snapshot) with its timings, for the timeline."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        STOPPED = "stopped", "Stopped"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    prebuild = models.ForeignKey(Prebuild, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    exit_status = models.IntegerField(null=True, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True, help_text="output or snapshot bytes")
+
+    class Meta:
+        ordering = ["prebuild", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["prebuild", "name"], name="prebuild_step_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.outcome})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.ended_at - self.started_at if self.ended_at else None
+
+
+class PrebuildLogChunk(models.Model):
+    """Live log lines, written in batches by the worker (one row per flush, not per line), so a
+    chatty build costs hundreds of rows instead of hundreds of thousands. `lines` holds
+    [step, stream, text] triples for sequence numbers first_seq..last_seq."""
+
+    id = models.BigAutoField(primary_key=True)
+    prebuild = models.ForeignKey(Prebuild, on_delete=models.CASCADE, related_name="log_chunks")
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    lines = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prebuild", "first_seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["prebuild", "first_seq"], name="log_chunk_unique_start"),
+        ]
+        indexes = [models.Index(fields=["prebuild", "last_seq"], name="log_chunk_prebuild_last")]
+
+    def __str__(self):
+        return f"lines {self.first_seq}-{self.last_seq} of {self.prebuild_id}"
+
+
+class PrebuildLogArchive(models.Model):
+    """All of a finished prebuild's log lines, zstd-compressed JSON lines, replacing its chunks."""
+
+    prebuild = models.OneToOneField(Prebuild, on_delete=models.CASCADE, primary_key=True, related_name="log_archive")
+    line_count = models.BigIntegerField()
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"log archive of {self.prebuild_id} ({self.line_count} lines)"
