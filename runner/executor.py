@@ -1,0 +1,252 @@
+"""One whole prebuild: clone, lifecycle commands in the sandbox, snapshot.
+
+The Django task builds a PrebuildJob, implements Reporter (writing to the database) and
+calls run_prebuild(), which never raises: every outcome, including an internal error, is
+a PrebuildOutcome with a message fit for a person. All Reporter methods are called from
+the thread that called run_prebuild().
+
+Phases reported: STARTING (clone, read devcontainer.json), RUNNING (lifecycle commands),
+STOPPING (every process of the commands is gone when it ends), SNAPSHOTTING (only when
+the commands succeeded). The timeout bounds clone and lifecycle commands, not the
+snapshot. The workspace is left in place: remove it with cleanup_workspace() when done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import checkout, devcontainer
+from ._fs import cleanup_tree
+from .errors import CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, Stopped, StoreError
+from .lifecycle import LogLine, StepEvent, now, run_lifecycle
+from .sandbox import SandboxLimits
+from .snapshot import SnapshotInfo, create_snapshot
+from .store import SnapshotStore
+
+HEARTBEAT_INTERVAL = 2.0
+
+
+class Reporter(Protocol):
+    """What run_prebuild tells the outside world (implemented by the Django side)."""
+
+    def phase(self, name: str) -> None:
+        """'STARTING', 'RUNNING', 'STOPPING' or 'SNAPSHOTTING'."""
+
+    def logs(self, lines: list[LogLine]) -> None:
+        """A batch of (step, stream, text) lines, in order per (step, stream).
+
+        step is 'clone' or a lifecycle step such as 'onCreateCommand' or
+        'onCreateCommand:marker'; stream is 'stdout' or 'stderr'. Batches can hold hundreds
+        of lines: write them in bulk.
+        """
+
+    def step(self, event: StepEvent) -> None:
+        """Start (status 'running') and end of each step: 'clone', each lifecycle command, 'snapshot'."""
+
+    def progress(self, percent: int) -> None:
+        """Snapshot progress, 0..100; may repeat a value."""
+
+    def should_stop(self) -> str | None:
+        """'cancelled' (or another reason) to stop the prebuild; polled about every 0.4 s."""
+
+    def heartbeat(self) -> None:
+        """Called at least every HEARTBEAT_INTERVAL seconds while work runs."""
+
+
+class NullReporter:
+    """A Reporter that ignores everything (benchmarks, scripts)."""
+
+    def phase(self, name: str) -> None:
+        pass
+
+    def logs(self, lines: list[LogLine]) -> None:
+        pass
+
+    def step(self, event: StepEvent) -> None:
+        pass
+
+    def progress(self, percent: int) -> None:
+        pass
+
+    def should_stop(self) -> str | None:
+        return None
+
+    def heartbeat(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PrebuildJob:
+    prebuild_id: str
+    repository_url: str
+    branch: str
+    workspace: Path  # must not exist yet
+    store: SnapshotStore
+    snapshot_id: str
+    access_token: str | None = field(default=None, repr=False)
+    devcontainer_path: str | None = None  # relative to the repository root
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    timeout_seconds: float = 3600
+    allow_unsandboxed: bool = False
+
+
+@dataclass(frozen=True)
+class PrebuildOutcome:
+    result: str  # 'completed', 'failed' or 'cancelled'
+    failure_message: str | None = None
+    warning_message: str | None = None
+    commit_id: str | None = None
+    snapshot: SnapshotInfo | None = None
+
+
+def format_duration(seconds: float) -> str:
+    """90 -> '1m 30s', 3600 -> '1h', 45 -> '45s'."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes}m")
+    if secs or not parts:
+        parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def cleanup_workspace(path: Path) -> None:
+    """Remove a workspace like rm -rf, including read-only directories; no error if missing."""
+    cleanup_tree(Path(path))
+
+
+def run_prebuild(job: PrebuildJob, reporter: Reporter) -> PrebuildOutcome:
+    run = _Run(job, reporter)
+    try:
+        return run.execute()
+    except Stopped as stop:
+        return run.stopped(stop.reason)
+    except (CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, StoreError) as exc:
+        return run.outcome("failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - the task must get an outcome, never a traceback
+        return run.outcome("failed", f"internal runner error: {type(exc).__name__}: {exc}")
+
+
+class _Run:
+    def __init__(self, job: PrebuildJob, reporter: Reporter):
+        self.job, self.reporter = job, reporter
+        self.warnings: list[str] = []
+        self.commit_id: str | None = None
+        self.last_beat = 0.0
+        self.deadline = time.monotonic() + job.timeout_seconds
+
+    def outcome(self, result: str, failure: str | None = None, snapshot: SnapshotInfo | None = None) -> PrebuildOutcome:
+        return PrebuildOutcome(result, failure, " ".join(self.warnings) or None, self.commit_id, snapshot)
+
+    def stopped(self, reason: str) -> PrebuildOutcome:
+        if reason == "timeout":
+            return self.outcome("failed", f"timed out after {format_duration(self.job.timeout_seconds)}")
+        return self.outcome("cancelled", None if reason == "cancelled" else f"stopped: {reason}")
+
+    def tick(self) -> None:
+        now_ = time.monotonic()
+        if now_ - self.last_beat >= HEARTBEAT_INTERVAL:
+            self.last_beat = now_
+            self.reporter.heartbeat()
+
+    def log_lines(self, batch: list[LogLine]) -> None:
+        logs = getattr(self.reporter, "logs", None)
+        if logs is not None:
+            logs(batch)
+        else:
+            for line in batch:
+                self.reporter.log(*line)
+
+    def timed_step(self, name: str, work: Callable[[], object], detail: Callable[[object], dict]):
+        started = now()
+        self.reporter.step(StepEvent(name, "running", started))
+        try:
+            result = work()
+        except Stopped as stop:
+            self.reporter.step(StepEvent(name, "stopped", started, now(), detail=stop.reason))
+            raise
+        except Exception as exc:
+            self.reporter.step(StepEvent(name, "failed", started, now(), detail=str(exc)))
+            raise
+        self.reporter.step(StepEvent(name, "succeeded", started, now(), **detail(result)))
+        return result
+
+    def execute(self) -> PrebuildOutcome:
+        job, reporter = self.job, self.reporter
+        reporter.phase("STARTING")
+        reporter.heartbeat()
+        workspace = Path(job.workspace)
+        if workspace.exists():
+            raise SandboxError(f"workspace {workspace} already exists")
+
+        def on_clone_line(stream: str, text: str) -> None:
+            self.log_lines([("clone", stream, text)])
+
+        self.commit_id = self.timed_step(
+            "clone",
+            lambda: checkout.clone(
+                job.repository_url,
+                job.branch,
+                workspace,
+                access_token=job.access_token,
+                on_line=on_clone_line,
+                should_stop=reporter.should_stop,
+                deadline=self.deadline,
+                on_tick=self.tick,
+            ),
+            lambda commit: {"detail": commit},
+        )
+
+        config = devcontainer.load_devcontainer(workspace, job.devcontainer_path)
+        if config is None:
+            paths = " or ".join(devcontainer.candidate_paths(job.devcontainer_path))
+            self.warnings.append(f"No devcontainer.json found at {paths}; the snapshot holds the plain checkout.")
+        elif config.unsupported_keys:
+            self.warnings.append(
+                f"{config.path}: the local runner cannot honour {', '.join(config.unsupported_keys)}; "
+                "lifecycle commands ran on the runner host image inside a sandbox."
+            )
+
+        reporter.phase("RUNNING")
+        try:
+            if config is not None and config.hooks:
+                run_lifecycle(
+                    config,
+                    workspace=workspace,
+                    limits=job.limits,
+                    on_lines=self.log_lines,
+                    on_step=reporter.step,
+                    should_stop=reporter.should_stop,
+                    deadline=self.deadline,
+                    allow_unsandboxed=job.allow_unsandboxed,
+                    on_tick=self.tick,
+                )
+        finally:
+            # run_lifecycle returns or raises only once every process of the commands is gone
+            # (the sandbox waits for its PID namespace to empty), so stopping is already done.
+            reporter.phase("STOPPING")
+
+        reporter.phase("SNAPSHOTTING")
+
+        def on_progress(percent: int) -> None:
+            reporter.progress(percent)
+            self.tick()
+
+        info = self.timed_step(
+            "snapshot",
+            lambda: create_snapshot(
+                workspace,
+                job.store,
+                job.snapshot_id,
+                on_progress,
+                should_stop=reporter.should_stop,
+            ),
+            lambda snap: {"bytes": snap.size_bytes, "detail": snap.sha256},
+        )
+        return self.outcome("completed", snapshot=info)

@@ -1,0 +1,359 @@
+"""Run one command in a bubblewrap sandbox and stream its output.
+
+What the sandboxed command sees: its workspace at /workspace (read-write, also HOME and
+the current directory), /usr and the /bin, /sbin, /lib* links or directories read-only, a
+short list of harmless /etc files (ETC_ENTRIES), a private /tmp, /proc and /dev, and
+nothing else of the host: no data directory, no other workspace, no /root, /work or host
+/tmp. It runs in new user, PID, IPC, UTS, cgroup and (unless allow_network) network
+namespaces, in its own session, with a cleared environment (sandbox_env()).
+
+Identity. When the runner is root, bwrap itself is started as the unprivileged host user
+SANDBOX_UID (uid 1000 inside). The command therefore has no root power at all, not even
+over root-owned files in its own workspace, and RLIMIT_NPROC is really enforced (the
+kernel never enforces it for host uid 0). Two consequences: the workspace is chowned to
+SANDBOX_UID before the first run, and every directory above the workspace must be
+searchable (o+x) by that user, because bwrap resolves the bind source with its
+credentials; run_sandboxed says so plainly if it is not. When the runner is not root,
+bwrap runs as the runner's own user.
+
+Limits, set with setrlimit before bwrap starts and inherited by everything in the sandbox:
+  RLIMIT_AS     memory_bytes         enforced, but it is address space, not resident
+                                     memory: runtimes that reserve big virtual areas
+                                     (JVM, Go, V8) may need a generous value.
+  RLIMIT_NPROC  max_processes        enforced per host uid, so sandboxes that run at the
+                                     same time under SANDBOX_UID share the budget. Not
+                                     enforced when the runner is not root and the uid has
+                                     CAP_SYS_RESOURCE.
+  RLIMIT_FSIZE  max_file_size_bytes  enforced per file (SIGXFSZ); not a disk quota.
+  RLIMIT_CPU    cpu_seconds          enforced per process (SIGXCPU, SIGKILL 5 s later); a
+                                     command that forks many workers can use more in
+                                     total. The wall clock is bounded by the deadline.
+  RLIMIT_CORE   0                    so crashes do not fill the workspace with core files.
+A cgroup would give a real memory and CPU budget; none is delegated to the runner here.
+
+Stopping. When should_stop() returns a reason (polled every POLL_INTERVAL = 0.4 s) or the
+deadline passes, the sandbox's init process (found through bwrap's --info-fd) gets
+SIGKILL, and the kernel kills every process of the sandbox's PID namespace with it; bwrap
+gets SIGKILL too if it has not exited 1 s later. There is no SIGTERM stage inside the
+sandbox: bwrap's init does not forward it, and a cancelled prebuild's workspace is thrown
+away anyway. run_sandboxed waits, through a pidfd on that init process, until every
+process is gone before it returns. bwrap runs with --die-with-parent and is itself
+started with a parent-death signal, so a runner that dies takes its sandboxes with it.
+In the unsandboxed mode the command's process group gets SIGTERM, then SIGKILL after 1 s.
+
+Output. stdout and stderr are read from the calling thread with a selector; every
+callback runs on the calling thread. Lines are delivered in batches to
+on_lines(list[(stream, text)]) in order per stream; on_line(stream, text) is accepted
+for convenience. Text is decoded as UTF-8 with errors='replace', without the newline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._proc import Line, ShouldStop, Watched, process_group_killer, pump
+from .errors import SandboxError, SandboxUnavailable
+
+SANDBOX_UID = 61000
+SANDBOX_GID = 61000
+INSIDE_UID = 1000
+WORKSPACE_MOUNT = "/workspace"
+ETC_ENTRIES = (
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "passwd",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "timezone",
+)
+TOP_LEVEL_SYSTEM = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded here: nothing should be loaded between fork and exec
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one sandboxed command; None means no limit."""
+
+    memory_bytes: int | None = 4 << 30
+    max_processes: int | None = 512
+    max_file_size_bytes: int | None = 4 << 30
+    cpu_seconds: int | None = 3600
+    allow_network: bool = False
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_status: int | None
+    stopped_reason: str | None
+
+
+def sandbox_env(home: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def run_sandboxed(
+    argv: Sequence[str],
+    *,
+    workspace: Path,
+    limits: SandboxLimits,
+    on_line: Callable[[str, str], None] | None = None,
+    on_lines: Callable[[list[tuple[str, str]]], None] | None = None,
+    should_stop: ShouldStop | None = None,
+    deadline: float | None = None,
+    allow_unsandboxed: bool = False,
+    on_tick: Callable[[], None] | None = None,
+) -> CommandResult:
+    """Run argv in the sandbox; return its exit status and why it was stopped (None if it was not)."""
+
+    def deliver(batch: list[Line]) -> None:
+        if on_lines is not None:
+            on_lines([(stream, text) for _, stream, text in batch])
+        if on_line is not None:
+            for _, stream, text in batch:
+                on_line(stream, text)
+
+    watched = start_sandboxed(argv, workspace=workspace, limits=limits, allow_unsandboxed=allow_unsandboxed)
+    finished = pump([watched], on_lines=deliver, should_stop=should_stop, deadline=deadline, on_tick=on_tick)
+    result = finished[watched.label]
+    return CommandResult(result.exit_status, result.stopped_reason)
+
+
+def start_sandboxed(
+    argv: Sequence[str],
+    *,
+    workspace: Path,
+    limits: SandboxLimits,
+    allow_unsandboxed: bool = False,
+    label: str = "",
+) -> Watched:
+    """Start argv in the sandbox; pump() the returned Watched to stream output and wait."""
+    if not argv:
+        raise SandboxError("empty command")
+    workspace = Path(workspace).resolve()
+    if not workspace.is_dir():
+        raise SandboxError(f"workspace {workspace} does not exist")
+    bwrap = find_bwrap()
+    if bwrap is None and not allow_unsandboxed:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed; install it (apt-get install bubblewrap) "
+            "or allow unsandboxed runs to execute lifecycle commands without isolation"
+        )
+    drop_root = os.geteuid() == 0
+    if drop_root:
+        _hand_over(workspace)
+    user_kwargs = {"user": SANDBOX_UID, "group": SANDBOX_GID, "extra_groups": []} if drop_root else {}
+    preexec = _rlimit_setter(limits)
+    if bwrap is None:
+        # Weaker mode: only a process group, a scrubbed environment, rlimits and (as root)
+        # an unprivileged uid. The command sees the whole host file system.
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=workspace,
+            env=sandbox_env(str(workspace)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=preexec,
+            **user_kwargs,
+        )
+        return Watched(label, popen, process_group_killer(popen))
+
+    info_read, info_write = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            bwrap_argv(bwrap, argv, workspace, limits, info_fd=info_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=(info_write,),
+            preexec_fn=preexec,
+            **user_kwargs,
+        )
+    finally:
+        os.close(info_write)
+    try:
+        init_pidfd = _open_sandbox_init(info_read)
+    finally:
+        os.close(info_read)
+    box = _Sandbox(popen, init_pidfd)
+    return Watched(label, popen, box.signal_all, box.wait_gone)
+
+
+def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: SandboxLimits, *, info_fd: int) -> list[str]:
+    args = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(INSIDE_UID),
+        "--gid",
+        str(INSIDE_UID),
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+    ]
+    if limits.allow_network:
+        args.append("--share-net")
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in TOP_LEVEL_SYSTEM:
+        host = f"/{name}"
+        if os.path.islink(host):
+            args += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            args += ["--ro-bind", host, host]
+    for name in ETC_ENTRIES:
+        host = f"/etc/{name}"
+        if os.path.exists(host):
+            args += ["--ro-bind", host, host]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(workspace),
+        WORKSPACE_MOUNT,
+        "--chdir",
+        WORKSPACE_MOUNT,
+        "--clearenv",
+    ]
+    for key, value in sandbox_env(WORKSPACE_MOUNT).items():
+        args += ["--setenv", key, value]
+    args += ["--info-fd", str(info_fd), "--", *argv]
+    return args
+
+
+def _rlimit_setter(limits: SandboxLimits) -> Callable[[], None]:
+    wanted = [(resource.RLIMIT_CORE, 0, 0)]
+    if limits.memory_bytes is not None:
+        wanted.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
+    if limits.max_processes is not None:
+        wanted.append((resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes))
+    if limits.max_file_size_bytes is not None:
+        wanted.append((resource.RLIMIT_FSIZE, limits.max_file_size_bytes, limits.max_file_size_bytes))
+    if limits.cpu_seconds is not None:
+        # The soft limit sends SIGXCPU, the hard one SIGKILL: a little room to exit cleanly.
+        wanted.append((resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 5))
+
+    def set_limits() -> None:
+        # Runs in the child between fork and exec (after the uid change): keep it minimal.
+        # If the runner dies, bwrap dies with it, and with bwrap the whole sandbox.
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        for which, soft, hard in wanted:
+            resource.setrlimit(which, (soft, hard))
+
+    return set_limits
+
+
+def _hand_over(workspace: Path) -> None:
+    """Make the workspace writable by, and reachable for, the unprivileged sandbox user."""
+    for parent in workspace.parents:
+        st = parent.stat()
+        if not st.st_mode & stat.S_IXOTH and st.st_uid != SANDBOX_UID:
+            raise SandboxError(
+                f"the sandbox user (uid {SANDBOX_UID}) cannot reach the workspace {workspace}: "
+                f"{parent} is not searchable by other users; run 'chmod o+x {parent}' "
+                "or keep workspaces under a directory that is"
+            )
+    if workspace.stat().st_uid == SANDBOX_UID:
+        return  # already handed over by an earlier command; new files belong to the sandbox user
+    os.lchown(workspace, SANDBOX_UID, SANDBOX_GID)
+    for root, dirs, files in os.walk(workspace):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID)
+
+
+def _open_sandbox_init(info_read: int) -> int | None:
+    """Read bwrap's --info-fd report and open a pidfd on the sandbox's init process."""
+    data = b""
+    while chunk := os.read(info_read, 4096):
+        data += chunk
+    if not data:
+        return None  # bwrap failed before starting the sandbox; its stderr says why
+    try:
+        return os.pidfd_open(json.loads(data)["child-pid"])
+    except ProcessLookupError:
+        return None  # already gone
+    except (ValueError, KeyError) as exc:
+        raise SandboxError(f"unexpected bwrap --info-fd output: {data[:200]!r}") from exc
+
+
+class _Sandbox:
+    """Kills and waits for one bwrap sandbox through a pidfd on the sandbox's init process.
+
+    Killing that init makes the kernel kill every process of the sandbox's PID namespace at
+    once. There is no gentler way in: bwrap's init does not forward SIGTERM. The outer bwrap
+    then reaps its child and exits by itself, so no zombie is left behind.
+    """
+
+    def __init__(self, popen: subprocess.Popen, init_pidfd: int | None):
+        self.kill_group = process_group_killer(popen)
+        self.init_pidfd = init_pidfd
+
+    def signal_all(self, sig: int) -> None:
+        if self.init_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+        if self.init_pidfd is None or sig == signal.SIGKILL:
+            with contextlib.suppress(ProcessLookupError):
+                self.kill_group(sig)
+
+    def wait_gone(self, timeout: float = 10.0) -> None:
+        """Block until the sandbox's init has exited, which the kernel allows only once every
+        other process of its PID namespace is gone."""
+        if self.init_pidfd is None:
+            return
+        try:
+            poller = select.poll()
+            poller.register(self.init_pidfd, select.POLLIN)
+            end = time.monotonic() + timeout
+            while not poller.poll(200):
+                if time.monotonic() > end:
+                    raise SandboxError("sandboxed processes did not exit after SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+        finally:
+            os.close(self.init_pidfd)
+            self.init_pidfd = None
