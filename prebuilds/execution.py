@@ -1,14 +1,262 @@
-"""Runs a prebuild on this worker. Filled in by the runner work; until then, nothing pretends."""
+"""Runs a prebuild on this worker: claims it, hands it to runner.run_prebuild(), and writes what
+the runner reports (phases, logs, steps, progress, heartbeat) into status through the services.
 
-from prebuilds import services
-from prebuilds.models import Prebuild, PrebuildPhase
+The runner is plain Python and knows nothing of Django; this module is the only bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from prebuilds import logstore, services
+from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
+from projects.errors import FailedPrecondition
+from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
+from runner.lifecycle import StepEvent
+from runner.sandbox import SandboxLimits
+from runner.store import LocalSnapshotStore, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+LOG_FLUSH_SECONDS = 0.25
+LOG_FLUSH_LINES = 2000
+HEARTBEAT_WRITE_SECONDS = 5.0
+STOP_POLL_SECONDS = 0.5
+PROGRESS_WRITE_SECONDS = 0.2
+
+
+def snapshot_store() -> SnapshotStore:
+    """The runner's snapshot store (a directory under the data dir; an object store could be
+    returned here without touching the runner)."""
+    return LocalSnapshotStore(settings.SNAPSHOTS_DIR)
+
+
+def workspace_path(prebuild_id) -> Path:
+    return settings.WORKSPACES_DIR / str(prebuild_id)
+
+
+def ensure_traversable(directory: Path) -> None:
+    """The sandbox runs as an unprivileged user that must be able to traverse (not list) the
+    directories above its workspace: o+x on the data dir and on `directory`, nothing more. The
+    secret key, database and snapshots stay unreadable to it (and are not mounted anyway)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in (settings.DATA_DIR, directory):
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            path.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def sandbox_limits(environment_class) -> SandboxLimits:
+    return SandboxLimits(
+        memory_bytes=environment_class.memory_mb * 1024 * 1024,
+        max_processes=environment_class.max_processes,
+        max_file_size_bytes=environment_class.disk_gb * 1024 * 1024 * 1024,
+        # CPU time for the whole command: the class's cores busy for the longest prebuild allowed.
+        cpu_seconds=environment_class.cpu_cores * int(settings.PREBUILD_MAX_TIMEOUT.total_seconds()),
+        allow_network=environment_class.allow_network,
+    )
+
+
+class DatabaseReporter:
+    """runner.executor.Reporter, writing to the database. Writes are batched and throttled so that a
+    chatty build costs a few writes a second, not one per line."""
+
+    def __init__(self, prebuild: Prebuild):
+        self.prebuild = prebuild
+        self.buffer: list[tuple[str, str, str]] = []
+        self.next_seq = logstore.next_seq(prebuild.id)
+        self.last_flush = time.monotonic()
+        self.last_heartbeat = 0.0
+        self.last_stop_poll = 0.0
+        self.last_progress_write = 0.0
+        self.stop_reason: str | None = None
+        self.steps: dict[str, int] = {}
+
+    # --- status -------------------------------------------------------------------------------
+    def _set_status(self, **kwargs) -> None:
+        try:
+            self.prebuild = services.prebuild_set_status(prebuild=self.prebuild, **kwargs)
+        except FailedPrecondition:
+            # Someone else moved the prebuild on (the reaper declared this runner lost): stop.
+            self.prebuild.refresh_from_db()
+            self.stop_reason = self.stop_reason or "runner lost"
+
+    def phase(self, name: str) -> None:
+        self.flush()
+        if self.prebuild.phase == PrebuildPhase.CANCELLING or self.prebuild.is_terminal:
+            return  # a cancelling prebuild stays CANCELLING until it is CANCELLED
+        self._set_status(phase=PrebuildPhase[name])
+
+    def progress(self, percent: int) -> None:
+        now = time.monotonic()
+        if percent < 100 and now - self.last_progress_write < PROGRESS_WRITE_SECONDS:
+            return
+        if (
+            self.prebuild.phase == PrebuildPhase.SNAPSHOTTING
+            and percent != self.prebuild.snapshot_completion_percentage
+        ):
+            self.last_progress_write = now
+            self._set_status(snapshot_completion_percentage=percent)
+
+    def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self.last_heartbeat >= HEARTBEAT_WRITE_SECONDS:
+            self.last_heartbeat = now
+            # Liveness bookkeeping for the reaper, not observed state a client reads: written
+            # without a status_version bump so that versions count real changes only.
+            Prebuild.objects.filter(id=self.prebuild.id).update(heartbeat_at=timezone.now())
+        self._maybe_flush()
+
+    def should_stop(self) -> str | None:
+        self._maybe_flush()
+        if self.stop_reason:
+            return self.stop_reason
+        now = time.monotonic()
+        if now - self.last_stop_poll < STOP_POLL_SECONDS:
+            return None
+        self.last_stop_poll = now
+        desired = Prebuild.objects.filter(id=self.prebuild.id).values_list("desired_phase", flat=True).first()
+        if desired in (PrebuildPhase.CANCELLED, PrebuildPhase.DELETED, None):
+            self.stop_reason = "cancelled"
+            self._set_status(phase=PrebuildPhase.CANCELLING)
+        return self.stop_reason
+
+    # --- logs and steps -----------------------------------------------------------------------
+    def logs(self, lines) -> None:
+        self.buffer.extend(lines)
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if len(self.buffer) >= LOG_FLUSH_LINES or time.monotonic() - self.last_flush >= LOG_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        while self.buffer:
+            batch, self.buffer = self.buffer[:LOG_FLUSH_LINES], self.buffer[LOG_FLUSH_LINES:]
+            self.next_seq = logstore.append(self.prebuild.id, self.next_seq, batch)
+
+    def step(self, event: StepEvent) -> None:
+        self.flush()
+        fields = {
+            "started_at": _aware(event.started_at),
+            "ended_at": _aware(event.ended_at),
+            "outcome": event.status,
+            "exit_status": event.exit_status,
+            "bytes": event.bytes,
+        }
+        if event.step not in self.steps:
+            self.steps[event.step] = len(self.steps)
+        PrebuildStep.objects.update_or_create(
+            prebuild_id=self.prebuild.id, name=event.step, defaults={**fields, "position": self.steps[event.step]}
+        )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and timezone.is_naive(value):
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def execute(prebuild_id: str) -> None:
-    raise NotImplementedError("prebuild execution arrives with the runner")
+    """Run one prebuild to a terminal phase. A duplicate delivery, or a prebuild cancelled or
+    deleted before it started, finds nothing to claim and returns."""
+    prebuild = services.prebuild_claim(prebuild_id=prebuild_id)
+    if prebuild is None:
+        return
+    prebuild = services.prebuild_set_status(
+        prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}", environment_id=str(prebuild.id)
+    )
+    reporter = DatabaseReporter(prebuild)
+    ensure_traversable(settings.WORKSPACES_DIR)
+    project = prebuild.project
+    job = PrebuildJob(
+        prebuild_id=str(prebuild.id),
+        repository_url=project.repository_url,
+        branch=project.branch,
+        workspace=workspace_path(prebuild.id),
+        store=snapshot_store(),
+        snapshot_id=str(prebuild.id),
+        access_token=project.access_token or None,
+        devcontainer_path=project.devcontainer_path,
+        limits=sandbox_limits(prebuild.environment_class),
+        timeout_seconds=prebuild.timeout.total_seconds(),
+        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+    )
+    log.info(
+        "prebuild %s started on queue %s",
+        prebuild.id,
+        prebuild.environment_class.runner.queue,
+        extra={"prebuild_id": str(prebuild.id), "queue": prebuild.environment_class.runner.queue},
+    )
+    try:
+        outcome = run_prebuild(job, reporter)
+    finally:
+        reporter.flush()
+        # The snapshot holds the workspace now (or the prebuild failed): the checkout can go.
+        cleanup_workspace(job.workspace)
+    finish(reporter.prebuild, outcome, reporter.stop_reason)
+
+
+def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None) -> None:
+    warning = outcome.warning_message or ""
+    commit = outcome.commit_id or ""
+    if stop_reason == "runner lost":
+        log.warning(
+            "prebuild %s was taken from this worker (%s)",
+            prebuild.id,
+            prebuild.get_phase_display(),
+            extra={"prebuild_id": str(prebuild.id)},
+        )
+        return
+    if outcome.result == "completed":
+        snapshot = outcome.snapshot
+        prebuild = services.prebuild_set_status(
+            prebuild=prebuild,
+            phase=PrebuildPhase.COMPLETED,
+            warning_message=warning,
+            commit_id=commit,
+            snapshot_size_bytes=snapshot.size_bytes,
+            snapshot_sha256=snapshot.sha256,
+        )
+    elif outcome.result == "cancelled":
+        if prebuild.phase != PrebuildPhase.CANCELLING:
+            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
+        prebuild = services.prebuild_set_status(
+            prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
+        )
+        snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written
+    else:
+        prebuild = services.prebuild_set_status(
+            prebuild=prebuild,
+            phase=PrebuildPhase.FAILED,
+            failure_message=outcome.failure_message or "failed",
+            warning_message=warning,
+            commit_id=commit,
+        )
+    log.info(
+        "prebuild %s finished: %s",
+        prebuild.id,
+        prebuild.get_phase_display(),
+        extra={"prebuild_id": str(prebuild.id), "phase": prebuild.get_phase_display()},
+    )
+    services.prebuild_finished(prebuild=prebuild)
 
 
 def delete(prebuild_id: str) -> None:
+    """Remove a DELETING prebuild's snapshot, workspace and logs, then mark it DELETED."""
     prebuild = Prebuild.objects.filter(id=prebuild_id, phase=PrebuildPhase.DELETING).first()
-    if prebuild is not None:
-        services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.DELETED)
+    if prebuild is None:
+        return
+    snapshot_store().delete(str(prebuild.id))
+    cleanup_workspace(workspace_path(prebuild.id))
+    logstore.delete(prebuild)
+    prebuild.steps.all().delete()
+    services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.DELETED)

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from prebuilds import log_views
+
+urlpatterns = [
+    path("<uuid:prebuild_id>", log_views.prebuild_logs, name="prebuild-logs"),
+]

@@ -199,3 +199,25 @@ class PrebuildLogArchive(models.Model):
 
     def __str__(self):
         return f"log archive of {self.prebuild_id} ({self.line_count} lines)"
+
+
+class ScheduleState(models.Model):
+    """Daily-schedule bookkeeping of one (project, environment class): after consecutive failed
+    scheduled prebuilds the pair is paused, with a reason shown to people, until a manual prebuild
+    of the pair succeeds."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="schedule_states")
+    environment_class = models.ForeignKey(EnvironmentClass, on_delete=models.CASCADE, related_name="+")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "environment_class"], name="schedule_state_one_per_pair"),
+        ]
+
+    def __str__(self):
+        return f"schedule of {self.project} / {self.environment_class}"

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildTrigger
+from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildTrigger, ScheduleState
 from prebuilds.phases import check_transition
 from projects.errors import FailedPrecondition, InvalidArgument
 from projects.models import EnvironmentClass, Principal, Project
@@ -194,8 +194,6 @@ def _finish_unstarted(prebuild: Prebuild, phase: int) -> Prebuild:
 
 
 def _start_deleting(prebuild: Prebuild) -> Prebuild:
-    from prebuilds import tasks
-
     def mutate(current: Prebuild):
         if current.phase not in TERMINAL_PHASES - {PrebuildPhase.DELETED} and current.phase != PrebuildPhase.PENDING:
             return None
@@ -203,8 +201,25 @@ def _start_deleting(prebuild: Prebuild) -> Prebuild:
 
     prebuild, changed = cas_update(prebuild, version_field="status_version", mutate=mutate)
     if changed:
-        transaction.on_commit(lambda: tasks.delete_prebuild.delay(str(prebuild.id)))
+        resend_deletion(prebuild=prebuild)
     return prebuild
+
+
+def resend_deletion(*, prebuild: Prebuild) -> None:
+    """Ask the prebuild's runner (which holds its snapshot and workspace) to remove its files."""
+    from prebuilds import tasks
+
+    queue = EnvironmentClass.objects.select_related("runner").get(id=prebuild.environment_class_id).runner.queue
+    prebuild_id = str(prebuild.id)
+    transaction.on_commit(lambda: tasks.delete_prebuild.apply_async(args=[prebuild_id], queue=queue))
+
+
+def prebuild_cancel_unstarted(*, prebuild: Prebuild) -> Prebuild:
+    """Finish what was asked of a PENDING prebuild that no worker will start (reaper)."""
+    with transaction.atomic():
+        if prebuild.desired_phase == PrebuildPhase.DELETED:
+            return _start_deleting(prebuild)
+        return _finish_unstarted(prebuild, PrebuildPhase.CANCELLED)
 
 
 def prebuild_set_status(*, prebuild: Prebuild, phase: int | None = None, **fields) -> Prebuild:
@@ -257,3 +272,72 @@ def prebuild_create_logs_token(*, actor, prebuild: Prebuild) -> str:
 
     require_member(actor, prebuild.organization_id)
     return logs_token_issue(prebuild=prebuild)
+
+
+def prebuild_create_scheduled(*, project: Project, environment_class: EnvironmentClass) -> Prebuild | None:
+    """The scheduler's prebuild of a pair, created by the system on behalf of the project's
+    executor (who is also its creator). None when one of the pair is already under way."""
+    executor = project.executor or project.created_by
+    with transaction.atomic():
+        busy = (
+            Prebuild.objects.select_for_update()
+            .filter(project=project, environment_class=environment_class)
+            .non_terminal()
+            .exclude(phase=PrebuildPhase.DELETING)
+        )
+        if busy.exists():
+            return None
+        prebuild = Prebuild.objects.create(
+            organization_id=project.organization_id,
+            project=project,
+            environment_class=environment_class,
+            creator=executor,
+            creator_principal=Principal.USER,
+            executor=executor,
+            triggered_by=PrebuildTrigger.SCHEDULED,
+            timeout=project.prebuild_timeout,
+        )
+        enqueue_prebuild(prebuild)
+    return prebuild
+
+
+def prebuild_finished(*, prebuild: Prebuild) -> None:
+    """After a run ends (by its worker or by the reaper): archive its logs, keep the schedule's
+    failure count, alert on failure, and go on with a deletion asked for while it ran."""
+    from prebuilds import logstore, tasks
+
+    logstore.archive(prebuild)
+    _record_schedule_outcome(prebuild)
+    if prebuild.phase == PrebuildPhase.FAILED and prebuild.project.webhook_url:
+        transaction.on_commit(lambda: tasks.send_failure_webhook.delay(str(prebuild.id)))
+    current = Prebuild.objects.get(id=prebuild.id)
+    if current.desired_phase == PrebuildPhase.DELETED:
+        _start_deleting(current)
+
+
+def _record_schedule_outcome(prebuild: Prebuild) -> None:
+    succeeded = prebuild.phase == PrebuildPhase.COMPLETED
+    failed = prebuild.phase == PrebuildPhase.FAILED
+    scheduled = prebuild.triggered_by == PrebuildTrigger.SCHEDULED
+    if not (succeeded or (failed and scheduled)):
+        return
+    with transaction.atomic():
+        state, _ = ScheduleState.objects.select_for_update().get_or_create(
+            project_id=prebuild.project_id, environment_class_id=prebuild.environment_class_id
+        )
+        if succeeded:
+            # Any success resets the count; only a manual success lifts a pause (a paused pair
+            # gets no scheduled prebuilds, so a person has to show that the build works again).
+            state.consecutive_failures = 0
+            if not scheduled:
+                state.paused_at, state.paused_reason = None, ""
+        else:
+            state.consecutive_failures += 1
+            limit = settings.SCHEDULE_PAUSE_AFTER_FAILURES
+            if state.consecutive_failures >= limit and state.paused_at is None:
+                state.paused_at = timezone.now()
+                state.paused_reason = (
+                    f"Scheduled prebuilds are paused after {state.consecutive_failures} consecutive failures "
+                    f"(last: {prebuild.failure_message[:300]}). A successful manual prebuild resumes them."
+                )
+        state.save()

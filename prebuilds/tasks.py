@@ -1,8 +1,11 @@
-"""Prebuild tasks: thin, idempotent wrappers that take ids. The work lives in prebuilds/execution.py."""
+"""Prebuild tasks: thin, idempotent wrappers that take ids. The work lives in prebuilds/execution.py
+(on a runner's queue) and prebuilds/maintenance.py (on the control queue)."""
+
+import urllib.error
 
 from celery import shared_task
 
-from prebuilds import execution
+from prebuilds import execution, maintenance
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -13,3 +16,29 @@ def run_prebuild(prebuild_id: str) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def delete_prebuild(prebuild_id: str) -> None:
     execution.delete(prebuild_id)
+
+
+@shared_task(ignore_result=True, time_limit=120)
+def reap() -> dict:
+    return maintenance.reap()
+
+
+@shared_task(ignore_result=True, time_limit=120)
+def schedule_prebuilds() -> None:
+    maintenance.schedule_prebuilds()
+
+
+@shared_task(ignore_result=True, time_limit=600)
+def expire_prebuilds() -> None:
+    maintenance.expire_prebuilds()
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(urllib.error.URLError, OSError),
+    retry_backoff=10,
+    max_retries=5,
+    time_limit=60,
+)
+def send_failure_webhook(prebuild_id: str) -> None:
+    maintenance.send_failure_webhook(prebuild_id)

@@ -1,0 +1,60 @@
+"""The logs endpoint that status.log_url points at. It accepts only a logs token (from
+CreatePrebuildLogsToken), never a session: whoever holds the token reads that one prebuild's logs."""
+
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from prebuilds import logstore
+from prebuilds.logtokens import logs_token_verify
+from prebuilds.models import Prebuild, PrebuildPhase
+from projects.errors import Unauthenticated
+
+
+def _int_param(request, name: str) -> int | None:
+    raw = request.GET.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def _error(code: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+@never_cache
+@require_GET
+def prebuild_logs(request, prebuild_id):
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    try:
+        logs_token_verify(token, prebuild_id=prebuild_id)
+    except Unauthenticated as exc:
+        return _error("unauthenticated", exc.message, 401)
+    prebuild = Prebuild.objects.exclude(phase=PrebuildPhase.DELETED).filter(id=prebuild_id).first()
+    if prebuild is None:
+        return _error("not_found", f"prebuild {prebuild_id} not found", 404)
+    try:
+        after, before, tail = (_int_param(request, n) for n in ("after", "before", "tail"))
+        limit = _int_param(request, "limit") or 1000
+    except ValueError as exc:
+        return _error("invalid_argument", str(exc), 400)
+    if sum(x is not None for x in (after, before, tail)) > 1:
+        return _error("invalid_argument", "give at most one of after, before and tail", 400)
+    page = logstore.read(prebuild, after=after, before=before, tail=tail, limit=limit)
+    return JsonResponse(
+        {
+            "lines": [line.as_json() for line in page.lines],
+            "first": page.first,
+            "last": page.last,
+            # More can come until the prebuild is terminal (the worker flushes before finishing).
+            "more": not prebuild.is_terminal and prebuild.phase != PrebuildPhase.DELETING,
+            "phase": f"PREBUILD_PHASE_{PrebuildPhase(prebuild.phase).name}",
+        }
+    )

@@ -1,0 +1,164 @@
+"""The prebuild log store, in the database so that the worker and the web server can live on
+different machines.
+
+While a prebuild runs, its worker appends lines in batches (one PrebuildLogChunk row per flush);
+every line gets a sequence number, 1, 2, 3, ... in the order written. Once the prebuild is
+terminal the chunks are packed into one zstd-compressed archive row. Readers ask for lines after
+a sequence number, before one, or the last N, and get the same answer from chunks or archive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import zstandard
+from django.db import transaction
+from django.db.models import Max, Min
+
+from prebuilds.models import Prebuild, PrebuildLogArchive, PrebuildLogChunk
+
+MAX_LINE_CHARS = 16 * 1024  # a runaway line is cut, not allowed to bloat a chunk
+MAX_READ_LINES = 5000
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int
+    step: str
+    stream: str
+    text: str
+
+    def as_json(self) -> dict:
+        return {"seq": self.seq, "step": self.step, "stream": self.stream, "text": self.text}
+
+
+@dataclass(frozen=True)
+class LogPage:
+    lines: list[LogLine]
+    first: int | None  # smallest sequence number stored
+    last: int | None  # largest sequence number stored
+
+
+def append(prebuild_id, first_seq: int, lines: list[tuple[str, str, str]]) -> int:
+    """Store `lines` as sequence numbers first_seq.. and return the next free number. The single
+    writer of a prebuild (its worker) keeps the counter, so no read is needed per flush."""
+    if not lines:
+        return first_seq
+    packed = [[step, stream, text[:MAX_LINE_CHARS]] for step, stream, text in lines]
+    PrebuildLogChunk.objects.create(
+        prebuild_id=prebuild_id, first_seq=first_seq, last_seq=first_seq + len(packed) - 1, lines=packed
+    )
+    return first_seq + len(packed)
+
+
+def next_seq(prebuild_id) -> int:
+    """The next free sequence number (used once when a writer starts)."""
+    last = PrebuildLogChunk.objects.filter(prebuild_id=prebuild_id).aggregate(m=Max("last_seq"))["m"]
+    return (last or 0) + 1
+
+
+def read(
+    prebuild: Prebuild,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    tail: int | None = None,
+    limit: int = 1000,
+) -> LogPage:
+    """Lines after `after` (oldest first), or before `before`, or the last `tail` lines."""
+    limit = max(1, min(limit, MAX_READ_LINES))
+    archive = PrebuildLogArchive.objects.filter(prebuild=prebuild).only("prebuild_id", "line_count").first()
+    if archive is not None:
+        return _slice(_archived_lines(str(prebuild.pk), archive.line_count), after, before, tail, limit)
+    return _read_chunks(prebuild, after, before, tail, limit)
+
+
+def _slice(lines: tuple[LogLine, ...], after, before, tail, limit) -> LogPage:
+    first = lines[0].seq if lines else None
+    last = lines[-1].seq if lines else None
+    # Archived lines are numbered 1..n without gaps, so a sequence number is an index.
+    if tail is not None:
+        selected = lines[max(0, len(lines) - min(tail, limit)) :]
+    elif before is not None:
+        end = max(0, min(before - 1, len(lines)))
+        selected = lines[max(0, end - limit) : end]
+    else:
+        start = max(0, after or 0)
+        selected = lines[start : start + limit]
+    return LogPage(lines=list(selected), first=first, last=last)
+
+
+def _read_chunks(prebuild: Prebuild, after, before, tail, limit) -> LogPage:
+    chunks = PrebuildLogChunk.objects.filter(prebuild=prebuild)
+    bounds = chunks.aggregate(first=Min("first_seq"), last=Max("last_seq"))
+    if bounds["last"] is None:
+        return LogPage(lines=[], first=None, last=None)
+    if tail is not None:
+        before = bounds["last"] + 1
+        limit = min(tail, limit)
+    if before is not None:
+        low = before - limit
+        rows = chunks.filter(first_seq__lt=before, last_seq__gte=low).order_by("first_seq")
+        lines = [line for line in _expand(rows) if low <= line.seq < before]
+    else:
+        after = after or 0
+        rows = chunks.filter(last_seq__gt=after).order_by("first_seq")
+        lines = []
+        for line in _expand(_bounded(rows, limit)):
+            if line.seq > after:
+                lines.append(line)
+                if len(lines) == limit:
+                    break
+    return LogPage(lines=lines, first=bounds["first"], last=bounds["last"])
+
+
+def _bounded(rows, limit):
+    """Chunks hold many lines each: fetch a few at a time rather than the whole log."""
+    taken = 0
+    for chunk in rows.iterator(chunk_size=20):
+        yield chunk
+        taken += chunk.last_seq - chunk.first_seq + 1
+        if taken >= limit * 2:
+            return
+
+
+def _expand(rows):
+    for chunk in rows:
+        for offset, (step, stream, text) in enumerate(chunk.lines):
+            yield LogLine(chunk.first_seq + offset, step, stream, text)
+
+
+@lru_cache(maxsize=8)
+def _archived_lines(prebuild_id: str, line_count: int) -> tuple[LogLine, ...]:
+    """Decompressed once per process and kept for a few prebuilds: viewers page through the same
+    archive many times. (line_count is part of the key so a re-archive cannot serve stale data.)"""
+    data = bytes(PrebuildLogArchive.objects.values_list("data", flat=True).get(prebuild_id=prebuild_id))
+    if not data:
+        return ()
+    raw = zstandard.ZstdDecompressor().decompress(data)
+    # Split on b"\n" only: JSON escapes it inside a line, but str.splitlines() would also split on
+    # characters such as U+2028 that may appear in log text.
+    return tuple(LogLine(seq, *json.loads(text)) for seq, text in enumerate(raw.split(b"\n"), start=1))
+
+
+def archive(prebuild: Prebuild) -> PrebuildLogArchive | None:
+    """Pack a terminal prebuild's chunks into one compressed archive (idempotent)."""
+    with transaction.atomic():
+        existing = PrebuildLogArchive.objects.filter(prebuild=prebuild).first()
+        if existing is not None:
+            return existing
+        compressor = zstandard.ZstdCompressor(level=6)
+        lines = []
+        for chunk in PrebuildLogChunk.objects.filter(prebuild=prebuild).order_by("first_seq").iterator(chunk_size=50):
+            lines.extend(json.dumps(line, ensure_ascii=False) for line in chunk.lines)
+        data = compressor.compress("\n".join(lines).encode()) if lines else b""
+        record = PrebuildLogArchive.objects.create(prebuild=prebuild, line_count=len(lines), data=data)
+        PrebuildLogChunk.objects.filter(prebuild=prebuild).delete()
+    return record
+
+
+def delete(prebuild: Prebuild) -> None:
+    PrebuildLogChunk.objects.filter(prebuild=prebuild).delete()
+    PrebuildLogArchive.objects.filter(prebuild=prebuild).delete()

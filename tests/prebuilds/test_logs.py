@@ -1,0 +1,141 @@
+"""The log store and the logs endpoint with its short-lived tokens."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core import signing
+
+from prebuilds import logstore, services
+from prebuilds.logtokens import SALT
+from prebuilds.models import Prebuild, PrebuildLogChunk, PrebuildPhase
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def prebuild(org):
+    return services.prebuild_create(actor=org.member, project=org.project)
+
+
+def write(prebuild, n, per_chunk=7):
+    seq = logstore.next_seq(prebuild.id)
+    lines = [("onCreateCommand" if i % 3 else "clone", "stdout" if i % 2 else "stderr", f"line {i}") for i in range(n)]
+    for start in range(0, n, per_chunk):
+        seq = logstore.append(prebuild.id, seq, lines[start : start + per_chunk])
+    return lines
+
+
+def texts(page):
+    return [line.text for line in page.lines]
+
+
+@pytest.mark.parametrize("archived", [False, True], ids=["live", "archived"])
+def test_reads_from_any_offset_the_same_live_or_archived(prebuild, archived):
+    write(prebuild, 50)
+    if archived:
+        logstore.archive(prebuild)
+        assert not PrebuildLogChunk.objects.filter(prebuild=prebuild).exists()
+    assert texts(logstore.read(prebuild, after=0, limit=5)) == [f"line {i}" for i in range(5)]
+    assert texts(logstore.read(prebuild, after=45)) == [f"line {i}" for i in range(45, 50)]
+    assert texts(logstore.read(prebuild, after=10, limit=3)) == ["line 10", "line 11", "line 12"]
+    assert texts(logstore.read(prebuild, tail=3)) == ["line 47", "line 48", "line 49"]
+    assert texts(logstore.read(prebuild, before=4)) == ["line 0", "line 1", "line 2"]
+    assert texts(logstore.read(prebuild, before=20, limit=2)) == ["line 17", "line 18"]
+    page = logstore.read(prebuild, after=50)
+    assert (page.lines, page.first, page.last) == ([], 1, 50)
+    line = logstore.read(prebuild, after=1, limit=1).lines[0]
+    assert (line.seq, line.step, line.stream) == (2, "onCreateCommand", "stdout")
+
+
+def test_archive_is_compact_and_idempotent(prebuild):
+    write(prebuild, 2000, per_chunk=500)
+    first = logstore.archive(prebuild)
+    again = logstore.archive(prebuild)
+    assert first.pk == again.pk and first.line_count == 2000
+    assert len(bytes(first.data)) < 2000 * 10  # far smaller than the text
+
+
+def test_unusual_characters_survive_the_archive(prebuild):
+    odd = ["a\u2028b", "tab\there", "\x1b[31mred\x1b[0m", "<script>alert(1)</script>", ""]
+    logstore.append(prebuild.id, 1, [("s", "stdout", t) for t in odd])
+    logstore.archive(prebuild)
+    assert texts(logstore.read(prebuild)) == odd
+
+
+def test_an_empty_log_archives(prebuild):
+    logstore.archive(prebuild)
+    assert logstore.read(prebuild).lines == []
+
+
+# --- the endpoint ------------------------------------------------------------------------------
+
+
+def get_logs(client, prebuild, token, **params):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token is not None else {}
+    return client.get(f"/logs/{prebuild.id}", params, **headers)
+
+
+def test_a_token_reads_its_prebuild_without_a_session(client, org, prebuild):
+    write(prebuild, 10)
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    response = get_logs(client, prebuild, token, after=7)
+    assert response.status_code == 200
+    body = response.json()
+    assert [line["text"] for line in body["lines"]] == ["line 7", "line 8", "line 9"]
+    assert body["more"] is True and body["phase"] == "PREBUILD_PHASE_PENDING"
+    assert (body["first"], body["last"]) == (1, 10)
+
+
+def test_terminal_prebuilds_say_no_more_lines_will_come(client, org, prebuild):
+    services.prebuild_cancel(actor=org.member, prebuild=prebuild)
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    assert get_logs(client, prebuild, token).json()["more"] is False
+
+
+def test_a_session_alone_is_not_enough(client, org, prebuild):
+    client.force_login(org.member)
+    assert get_logs(client, prebuild, None).status_code == 401
+
+
+def test_a_forged_token_is_refused(client, org, prebuild):
+    forged = signing.dumps({"p": str(prebuild.id)}, salt=SALT, key="not-the-secret-key")
+    response = get_logs(client, prebuild, forged)
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthenticated"
+    assert get_logs(client, prebuild, "garbage").status_code == 401
+
+
+def test_an_expired_token_is_refused(client, org, prebuild):
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    later = signing.time.time() + timedelta(hours=1, seconds=5).total_seconds()
+    with mock.patch("django.core.signing.time.time", return_value=later):
+        response = get_logs(client, prebuild, token)
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+
+
+def test_a_token_for_another_prebuild_is_refused(client, org, prebuild):
+    other = services.prebuild_create(actor=org.member, project=org.project)
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=other)
+    assert get_logs(client, prebuild, token).status_code == 401
+
+
+def test_outsiders_get_no_token(org, prebuild):
+    from projects.errors import NotFound
+
+    with pytest.raises(NotFound):
+        services.prebuild_create_logs_token(actor=org.outsider, prebuild=prebuild)
+
+
+def test_bad_parameters_are_a_400_not_a_500(client, org, prebuild):
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    assert get_logs(client, prebuild, token, after="x").status_code == 400
+    assert get_logs(client, prebuild, token, after=-1).status_code == 400
+    assert get_logs(client, prebuild, token, after=1, tail=2).status_code == 400
+
+
+def test_a_deleted_prebuild_has_no_logs(client, org, prebuild):
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    Prebuild.objects.filter(id=prebuild.id).update(phase=PrebuildPhase.DELETED)
+    assert get_logs(client, prebuild, token).status_code == 404

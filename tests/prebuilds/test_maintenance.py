@@ -1,0 +1,155 @@
+"""Schedules, retention, the reaper's bookkeeping and failure alerts (no worker needed: these are
+the control plane's own decisions)."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from unittest import mock
+
+import pytest
+from django.test import TestCase
+from django.utils import timezone
+
+from prebuilds import maintenance, services
+from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger, ScheduleState
+from projects import services as project_services
+
+pytestmark = pytest.mark.django_db
+
+AT_THREE = datetime(2026, 11, 27, 3, 59, tzinfo=UTC)  # late enough in the hour for any spread offset
+
+
+@pytest.fixture
+def scheduled(org):
+    return project_services.project_update(
+        actor=org.admin, project=org.project, daily_schedule_hour_utc=3, executor=org.member
+    )
+
+
+def finish(prebuild, phase, message=""):
+    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
+    if phase == PrebuildPhase.COMPLETED:
+        for step in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
+            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=step)
+    prebuild = services.prebuild_set_status(prebuild=prebuild, phase=phase, failure_message=message)
+    services.prebuild_finished(prebuild=prebuild)
+    return prebuild
+
+
+def test_the_daily_schedule_starts_one_prebuild_per_enabled_class(org, scheduled):
+    created = maintenance.schedule_prebuilds(AT_THREE)
+    assert {p.environment_class for p in created} == {org.small, org.large}
+    for prebuild in created:
+        assert prebuild.triggered_by == PrebuildTrigger.SCHEDULED
+        assert prebuild.creator == org.member == prebuild.executor
+        assert prebuild.timeout == scheduled.prebuild_timeout
+    # The next pass in the same hour adds nothing.
+    assert maintenance.schedule_prebuilds(AT_THREE + timedelta(seconds=30)) == []
+
+
+def test_no_schedule_outside_its_hour_or_when_disabled(org, scheduled):
+    assert maintenance.schedule_prebuilds(AT_THREE.replace(hour=4)) == []
+    project_services.project_update(actor=org.admin, project=scheduled, prebuilds_enabled=False)
+    assert maintenance.schedule_prebuilds(AT_THREE) == []
+
+
+def test_the_start_is_spread_over_the_first_minutes(org, scheduled):
+    offsets = {maintenance.schedule_offset_minutes(scheduled.id, c.id) for c in (org.small, org.large)}
+    assert all(0 <= o < 10 for o in offsets)
+    early = maintenance.schedule_prebuilds(AT_THREE.replace(minute=min(offsets)))
+    assert len(early) >= 1
+    assert all(maintenance.schedule_offset_minutes(scheduled.id, p.environment_class_id) <= min(offsets) for p in early)
+
+
+def test_none_added_while_one_of_the_pair_runs(org, scheduled):
+    running = services.prebuild_create(actor=org.member, project=scheduled, environment_class_id=org.small.id)
+    created = maintenance.schedule_prebuilds(AT_THREE)
+    assert [p.environment_class for p in created] == [org.large]
+    assert Prebuild.objects.filter(environment_class=org.small).get() == running
+
+
+def test_three_failed_scheduled_prebuilds_pause_the_pair_until_a_manual_success(org, scheduled):
+    for day in range(3):
+        when = AT_THREE + timedelta(days=day)
+        created = {p.environment_class: p for p in maintenance.schedule_prebuilds(when)}
+        finish(created[org.small], PrebuildPhase.FAILED, "exit 3")
+        finish(created[org.large], PrebuildPhase.COMPLETED)
+    state = ScheduleState.objects.get(project=scheduled, environment_class=org.small)
+    assert state.paused_at is not None
+    assert "3 consecutive failures" in state.paused_reason and "exit 3" in state.paused_reason
+    created = maintenance.schedule_prebuilds(AT_THREE + timedelta(days=3))
+    assert [p.environment_class for p in created] == [org.large]  # the paused pair is skipped
+    finish(created[0], PrebuildPhase.COMPLETED)
+
+    manual = services.prebuild_create(actor=org.member, project=scheduled, environment_class_id=org.small.id)
+    finish(manual, PrebuildPhase.COMPLETED)
+    state.refresh_from_db()
+    assert (state.paused_at, state.consecutive_failures, state.paused_reason) == (None, 0, "")
+    created = maintenance.schedule_prebuilds(AT_THREE + timedelta(days=4))
+    assert {p.environment_class for p in created} == {org.small, org.large}
+
+
+def test_retention_keeps_the_newest_completed_prebuild_of_each_pair(org):
+    old = timezone.now() - timedelta(days=8)
+    completed = [services.prebuild_create(actor=org.member, project=org.project) for _ in range(2)]
+    for prebuild in completed:
+        finish(prebuild, PrebuildPhase.COMPLETED)
+    failed = finish(services.prebuild_create(actor=org.member, project=org.project), PrebuildPhase.FAILED, "x")
+    recent = finish(services.prebuild_create(actor=org.member, project=org.project), PrebuildPhase.FAILED, "y")
+    Prebuild.objects.exclude(id=recent.id).update(created_at=old)
+    assert maintenance.expire_prebuilds() == 2
+    phases = dict(Prebuild.objects.values_list("id", "phase"))
+    newest = max(completed, key=lambda p: Prebuild.objects.get(id=p.id).completion_time)
+    assert phases[newest.id] == PrebuildPhase.COMPLETED
+    assert phases[failed.id] == PrebuildPhase.DELETING
+    assert phases[recent.id] == PrebuildPhase.FAILED
+    assert maintenance.expire_prebuilds() == 0
+
+
+def test_reaper_finishes_a_cancel_that_raced_the_claim(org, settings):
+    settings.PREBUILD_REQUEUE_AFTER = timedelta(0)
+    prebuild = services.prebuild_create(actor=org.member, project=org.project)
+    Prebuild.objects.filter(id=prebuild.id).update(desired_phase=PrebuildPhase.CANCELLED)
+    maintenance.reap()
+    assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.CANCELLED
+
+
+def test_reaper_leaves_live_prebuilds_alone(org):
+    prebuild = services.prebuild_create(actor=org.member, project=org.project)
+    services.prebuild_claim(prebuild_id=prebuild.id)
+    assert maintenance.reap()["lost"] == 0
+    assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.STARTING
+
+
+def test_a_failed_prebuild_posts_to_the_project_webhook(org):
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    project = project_services.project_update(
+        actor=org.admin, project=org.project, webhook_url=f"http://127.0.0.1:{server.server_port}/hook"
+    )
+    prebuild = services.prebuild_create(actor=org.member, project=project)
+    with (
+        mock.patch("prebuilds.tasks.send_failure_webhook.delay") as delay,
+        TestCase.captureOnCommitCallbacks(execute=True),
+    ):
+        finish(prebuild, PrebuildPhase.FAILED, "onCreateCommand exited with status 3")
+    delay.assert_called_once_with(str(prebuild.id))
+    maintenance.send_failure_webhook(str(prebuild.id))
+    thread.join(timeout=5)
+    server.server_close()
+    assert received[0]["event"] == "prebuild.failed"
+    assert received[0]["prebuild"]["id"] == str(prebuild.id)
+    assert received[0]["prebuild"]["failureMessage"] == "onCreateCommand exited with status 3"
