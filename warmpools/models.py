@@ -5,6 +5,7 @@ Models hold no rules: transitions live in warmpools/phases.py, writes in warmpoo
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -62,6 +63,16 @@ class WarmPool(models.Model):
     stopped_instances = models.PositiveIntegerField(default=0)
     status_desired_size = models.PositiveIntegerField(default=0)
 
+    # Reconciler bookkeeping (not part of the wire message).
+    reconcile_lease_until = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    target_changed_at = models.DateTimeField(null=True, blank=True)
+    # Metrics, kept per pool.
+    hits = models.PositiveIntegerField(default=0)
+    misses = models.PositiveIntegerField(default=0)
+    idle_instance_seconds = models.FloatField(default=0.0, help_text="ready-but-unclaimed time of retired instances")
+
     objects = WarmPoolQuerySet.as_manager()
 
     class Meta:
@@ -80,3 +91,89 @@ class WarmPool(models.Model):
 
     def __str__(self):
         return f"warm pool {self.project} / {self.environment_class}"
+
+
+class InstanceState(models.TextChoices):
+    STOPPED = "stopped", "Stopped"  # the snapshot archive staged on the runner's disk
+    RUNNING = "running", "Running"  # restored into a workspace, ready to hand out
+    CLAIMED = "claimed", "Claimed"  # handed out: it is an environment now
+    RETIRED = "retired", "Retired"  # removed from the runner's disk
+
+
+class PoolInstance(models.Model):
+    """One instance of a warm pool on its runner, built from a named snapshot."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pool = models.ForeignKey(WarmPool, on_delete=models.CASCADE, related_name="instances")
+    snapshot = models.ForeignKey(Prebuild, on_delete=models.SET_NULL, null=True, related_name="+")
+    state = models.CharField(max_length=16, choices=InstanceState.choices, db_index=True)
+    path = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField(default=0, help_text="bytes it occupies on the runner's disk")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["pool", "state"], name="pool_instance_state")]
+
+    def __str__(self):
+        return f"instance {self.id} ({self.state})"
+
+
+class EnvironmentSource(models.TextChoices):
+    POOL = "pool", "Warm pool"
+    SNAPSHOT = "snapshot", "Snapshot"
+    COLD = "cold", "Cold start"
+
+
+class EnvironmentPhase(models.TextChoices):
+    CREATING = "creating", "Creating"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+class EnvironmentQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(organization__memberships__user=user).exclude(phase=EnvironmentPhase.DELETED)
+
+    def for_list(self):
+        return self.select_related("project", "environment_class", "creator", "pool")
+
+
+class Environment(models.Model):
+    """A workspace handed to a person: from a warm pool instance (a hit), restored from the newest
+    snapshot, or built cold by running the lifecycle in a fresh checkout."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="environments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="environments")
+    environment_class = models.ForeignKey(EnvironmentClass, on_delete=models.PROTECT, related_name="environments")
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    pool = models.ForeignKey(WarmPool, on_delete=models.SET_NULL, null=True, blank=True, related_name="environments")
+    instance = models.OneToOneField(
+        PoolInstance, on_delete=models.SET_NULL, null=True, blank=True, related_name="environment"
+    )
+    snapshot = models.ForeignKey(Prebuild, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=16, choices=EnvironmentSource.choices)
+    phase = models.CharField(max_length=16, choices=EnvironmentPhase.choices, default=EnvironmentPhase.CREATING)
+    path = models.CharField(max_length=500, blank=True, default="")
+    failure_message = models.TextField(blank=True, default="")
+    ready_after_ms = models.FloatField(null=True, blank=True, help_text="from the request to a ready workspace")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EnvironmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"environment {self.id} ({self.source}, {self.phase})"

@@ -13,3 +13,21 @@ def warm_pools_for(user, *, project_ids=(), environment_class_ids=()) -> QuerySe
     if environment_class_ids:
         queryset = queryset.filter(environment_class_id__in=uuids(environment_class_ids, "environment_class_ids"))
     return queryset
+
+
+def environments_for(user, *, project_ids=()) -> QuerySet:
+    from warmpools.models import Environment
+
+    queryset = Environment.objects.visible_to(user)
+    if project_ids:
+        queryset = queryset.filter(project_id__in=uuids(project_ids, "project_ids"))
+    return queryset
+
+
+def pool_environments(user, pool, *, limit: int) -> list:
+    """The most recent environments handed out through `pool` (not the deleted ones)."""
+    from warmpools.models import Environment
+
+    return list(
+        Environment.objects.visible_to(user).for_list().filter(pool=pool).order_by("-created_at", "-id")[:limit]
+    )

@@ -1,22 +1,284 @@
-"""Converges each warm pool's status toward its spec.
+"""Converges each warm pool's status toward its spec. Runs on the pool's runner (it touches the
+runner's disk), single-flight per pool (a lease in the database), idempotent.
 
-This first version knows no instances yet (they arrive with the warm pool issue): it tells the
-truth about what exists, which is nothing. A pool without a snapshot is PENDING; a pool being
-deleted has nothing to drain and becomes DELETED.
+One pass:
+1. a pool asked to be deleted drains every instance, then is DELETED;
+2. the pool follows the newest completed snapshot of its (project, class);
+3. instances whose files vanished are retired (counts come from what exists, not from what was
+   asked for);
+4. the autoscaler sets the target; running instances of the current snapshot are built up to it
+   first, and only then are instances of an older snapshot and extra ones retired, so running
+   capacity never drops below what exists during a rotation;
+5. stopped instances (staged archives) fill the rest of max_size, so scaling up is quick;
+6. a failure makes the pool DEGRADED with an actionable message, retried with backoff; the next
+   successful pass makes it READY again.
 """
 
-from warmpools import services
-from warmpools.models import WarmPool, WarmPoolPhase
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from prebuilds.execution import snapshot_store
+from prebuilds.models import Prebuild, PrebuildPhase
+from runner import instances as runner_instances
+from runner.errors import RunnerError
+from warmpools import autoscale, services
+from warmpools.models import Environment, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(minutes=5)
+FIRST_BACKOFF_SECONDS = 5
+MAX_ROUNDS = 3
+
+
+def pool_dir(pool: WarmPool) -> Path:
+    return settings.POOLS_DIR / str(pool.id)
 
 
 def reconcile(pool_id) -> WarmPool | None:
-    pool = WarmPool.objects.select_related("runner").filter(id=pool_id).first()
-    if pool is None or pool.phase == WarmPoolPhase.DELETED:
+    """One pass over one pool, unless another pass holds its lease (then this one does nothing)."""
+    now = timezone.now()
+    taken = (
+        WarmPool.objects.filter(id=pool_id)
+        .filter(Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now))
+        .update(reconcile_lease_until=now + LEASE)
+    )
+    if not taken:
+        return WarmPool.objects.filter(id=pool_id).first()
+    try:
+        # A request that arrives while this pass holds the lease does nothing, so the pass itself
+        # goes round again when the spec changed or claims were made meanwhile.
+        for _ in range(MAX_ROUNDS):
+            pool = WarmPool.objects.select_related("snapshot", "runner").get(id=pool_id)
+            before = _signature(pool)
+            pool = _reconcile(pool)
+            if _signature(WarmPool.objects.get(id=pool_id)) == before:
+                break
+        return pool
+    finally:
+        WarmPool.objects.filter(id=pool_id).update(reconcile_lease_until=None)
+
+
+def _signature(pool: WarmPool) -> tuple:
+    return (pool.spec_version, pool.hits, pool.misses)
+
+
+def _reconcile(pool: WarmPool) -> WarmPool:
+    if pool.phase == WarmPoolPhase.DELETED:
         return pool
     if pool.desired_phase == WarmPoolPhase.DELETED:
-        if pool.phase != WarmPoolPhase.DELETING:
-            pool = services.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
-        return services.warm_pool_set_status(
-            pool=pool, phase=WarmPoolPhase.DELETED, running_instances=0, stopped_instances=0
+        return _drain(pool)
+
+    newest = services.newest_snapshot(pool.project_id, pool.environment_class_id)
+    if newest is not None and newest.id != pool.snapshot_id:
+        pool = services.warm_pool_set_snapshot(pool=pool, snapshot=newest)
+        pool = WarmPool.objects.select_related("snapshot", "runner").get(id=pool.id)
+    _forget_vanished(pool)
+
+    now = timezone.now()
+    target = autoscale.next_target(pool, now, autoscale.demand(pool, now))
+    if target != pool.status_desired_size:
+        WarmPool.objects.filter(id=pool.id).update(target_changed_at=now)
+
+    if pool.snapshot is None:
+        return _write_status(pool, WarmPoolPhase.PENDING, target, "")
+    if pool.next_attempt_at and pool.next_attempt_at > now:
+        return _write_status(pool, pool.phase, target, pool.failure_message)  # backing off
+    try:
+        _converge(pool, pool.snapshot, target)
+    except (RunnerError, OSError) as exc:
+        failures = pool.consecutive_failures + 1
+        delay = min(timedelta(seconds=FIRST_BACKOFF_SECONDS * 2 ** (failures - 1)), MAX_BACKOFF)
+        WarmPool.objects.filter(id=pool.id).update(consecutive_failures=failures, next_attempt_at=now + delay)
+        message = (
+            f"cannot provision instances from prebuild {pool.snapshot_id}: {exc}; "
+            f"retrying in {int(delay.total_seconds())}s"
         )
-    return pool
+        log.warning("warm pool %s degraded: %s", pool.id, message, extra={"pool_id": str(pool.id)})
+        return _write_status(pool, WarmPoolPhase.DEGRADED, target, message)
+    WarmPool.objects.filter(id=pool.id).update(consecutive_failures=0, next_attempt_at=None)
+    return _write_status(pool, WarmPoolPhase.READY, target, "")
+
+
+def _converge(pool: WarmPool, snapshot: Prebuild, target: int) -> None:
+    store = snapshot_store()
+    current = PoolInstance.objects.filter(pool=pool, snapshot=snapshot)
+    running = list(current.filter(state=InstanceState.RUNNING))
+    staged = list(current.filter(state=InstanceState.STOPPED))
+    # Build the new capacity first.
+    while len(running) < target:
+        source = staged.pop() if staged else None
+        running.append(_start(pool, snapshot, store, source))
+    # Then retire what is no longer wanted: older snapshots first, then extras (all idle: a
+    # claimed instance is an environment and is never touched here).
+    for instance in PoolInstance.objects.filter(
+        pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]
+    ).exclude(snapshot=snapshot):
+        _retire(pool, instance)
+    for instance in running[target:]:
+        _retire(pool, instance)
+    wanted_staged = max(0, pool.max_size - target)
+    while len(staged) < wanted_staged:
+        staged.append(_stage(pool, snapshot, store))
+    for instance in staged[wanted_staged:]:
+        _retire(pool, instance)
+
+
+def _start(pool, snapshot, store, staged: PoolInstance | None) -> PoolInstance:
+    instance = staged or PoolInstance(pool=pool, snapshot=snapshot)
+    workspace = pool_dir(pool) / f"instance-{instance.id}"
+    provisioned = runner_instances.start(
+        store,
+        str(snapshot.id),
+        workspace,
+        expected_sha256=snapshot.snapshot_sha256,
+        staged=Path(staged.path) if staged else None,
+    )
+    if staged is not None:
+        runner_instances.remove(Path(staged.path))
+    instance.state = InstanceState.RUNNING
+    instance.path = str(provisioned.path)
+    instance.size_bytes = provisioned.size_bytes
+    instance.ready_at = timezone.now()
+    instance.save()
+    return instance
+
+
+def _stage(pool, snapshot, store) -> PoolInstance:
+    instance = PoolInstance(pool=pool, snapshot=snapshot)
+    staged = runner_instances.stage(
+        store, str(snapshot.id), pool_dir(pool) / f"staged-{instance.id}", expected_sha256=snapshot.snapshot_sha256
+    )
+    instance.state = InstanceState.STOPPED
+    instance.path = str(staged.path)
+    instance.size_bytes = staged.size_bytes
+    instance.ready_at = timezone.now()
+    instance.save()
+    return instance
+
+
+def _retire(pool: WarmPool, instance: PoolInstance) -> None:
+    """Remove an idle instance, unless a claim took it meanwhile (conditional update first)."""
+    now = timezone.now()
+    taken = PoolInstance.objects.filter(id=instance.id, state=instance.state).update(
+        state=InstanceState.RETIRED, retired_at=now
+    )
+    if not taken:
+        return
+    if instance.state == InstanceState.RUNNING and instance.ready_at:
+        idle = (now - instance.ready_at).total_seconds()
+        WarmPool.objects.filter(id=pool.id).update(idle_instance_seconds=F("idle_instance_seconds") + idle)
+    runner_instances.remove(Path(instance.path))
+
+
+def _forget_vanished(pool: WarmPool) -> None:
+    """An instance whose files are gone (disk wiped, manual cleanup) no longer exists."""
+    for instance in PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]):
+        if not Path(instance.path).exists():
+            PoolInstance.objects.filter(id=instance.id, state=instance.state).update(
+                state=InstanceState.RETIRED, retired_at=timezone.now()
+            )
+
+
+def _drain(pool: WarmPool) -> WarmPool:
+    if pool.phase != WarmPoolPhase.DELETING:
+        pool = services.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
+    for instance in PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]):
+        _retire(pool, instance)
+    pool = _write_status(pool, WarmPoolPhase.DELETING, 0, "")
+    return services.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETED)
+
+
+def _write_status(pool: WarmPool, phase: int, target: int, failure_message: str) -> WarmPool:
+    """Status from what exists on the runner's disk."""
+    live = PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED])
+    running = stopped = 0
+    for state, path in live.values_list("state", "path"):
+        if Path(path).exists():
+            running += state == InstanceState.RUNNING
+            stopped += state == InstanceState.STOPPED
+    fresh = WarmPool.objects.get(id=pool.id)
+    return services.warm_pool_set_status(
+        pool=fresh,
+        phase=phase,
+        running_instances=running,
+        stopped_instances=stopped,
+        status_desired_size=target,
+        failure_message=failure_message,
+    )
+
+
+def is_settled(pool: WarmPool, newest_snapshot_id, instances: list[tuple], recent_demand: int, now) -> bool:
+    """Whether a pass over `pool` would change nothing: the cheap test that lets the periodic pass
+    skip idle pools. `instances` are its (state, path, snapshot_id) that should exist."""
+    if pool.desired_phase == WarmPoolPhase.DELETED or newest_snapshot_id != pool.snapshot_id:
+        return False
+    target = autoscale.next_target(pool, now, recent_demand)
+    if target != pool.status_desired_size:
+        return False
+    if pool.snapshot_id is None:
+        return pool.phase == WarmPoolPhase.PENDING and not instances and pool.running_instances == 0
+    if pool.next_attempt_at and pool.next_attempt_at > now:
+        return True  # backing off after a failure: the pass after the backoff retries
+    if pool.phase != WarmPoolPhase.READY:
+        return False
+    running = stopped = 0
+    for state, path, snapshot_id in instances:
+        if snapshot_id != pool.snapshot_id or not Path(path).exists():
+            return False
+        running += state == InstanceState.RUNNING
+        stopped += state == InstanceState.STOPPED
+    return (
+        (running, stopped)
+        == (target, max(0, pool.max_size - target))
+        == (
+            pool.running_instances,
+            pool.stopped_instances,
+        )
+    )
+
+
+def reconcile_pass(runner_id=None) -> int:
+    """The periodic pass over every live pool (of one runner): a few bulk queries find the pools
+    that have something to do, and only those get a full reconcile. Returns how many did."""
+    now = timezone.now()
+    pools = list(WarmPool.objects.not_deleted().filter(**({"runner_id": runner_id} if runner_id else {})))
+    if not pools:
+        return 0
+    pairs = {(p.project_id, p.environment_class_id) for p in pools}
+    project_ids = {project for project, _ in pairs}
+    newest: dict[tuple, object] = {}
+    completed = (
+        Prebuild.objects.filter(project_id__in=project_ids, phase=PrebuildPhase.COMPLETED)
+        .order_by("-completion_time", "-created_at")
+        .values_list("project_id", "environment_class_id", "id")
+    )
+    for project_id, class_id, prebuild_id in completed:
+        newest.setdefault((project_id, class_id), prebuild_id)
+    live: dict = {p.id: [] for p in pools}
+    for pool_id, state, path, snapshot_id in PoolInstance.objects.filter(
+        pool_id__in=live, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]
+    ).values_list("pool_id", "state", "path", "snapshot_id"):
+        live[pool_id].append((state, path, snapshot_id))
+    demand = {
+        (row["project_id"], row["environment_class_id"]): row["n"]
+        for row in Environment.objects.filter(project_id__in=project_ids, created_at__gte=now - autoscale.DEMAND_WINDOW)
+        .values("project_id", "environment_class_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
+    reconciled = 0
+    for pool in pools:
+        pair = (pool.project_id, pool.environment_class_id)
+        if not is_settled(pool, newest.get(pair), live[pool.id], demand.get(pair, 0), now):
+            reconcile(pool.id)
+            reconciled += 1
+    return reconciled

@@ -19,9 +19,7 @@ STATUS_FIELDS = frozenset({"failure_message", "running_instances", "stopped_inst
 
 
 def warm_pool_get(*, user, warm_pool_id) -> WarmPool:
-    return get_by_id(
-        WarmPool.objects.visible_to(user).for_list(), warm_pool_id, label="warm pool", field="warm_pool_id"
-    )
+    return get_by_id(WarmPool.objects.visible_to(user), warm_pool_id, label="warm pool", field="warm_pool_id")
 
 
 def resolve_sizes(
@@ -111,7 +109,7 @@ def warm_pool_create(
             f"a warm pool for project {project.name!r} and class {environment_class.display_name!r} exists",
             field="environment_class_id",
         ) from None
-    _after_spec_change(pool)
+    schedule_reconcile(pool)
     return pool
 
 
@@ -143,7 +141,7 @@ def warm_pool_update(
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)
         if changed:
-            _after_spec_change(pool)
+            schedule_reconcile(pool)
     return pool
 
 
@@ -165,7 +163,7 @@ def request_pool_deletion(pool: WarmPool) -> WarmPool:
         if changed:
             if pool.phase != WarmPoolPhase.DELETING:
                 pool = warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
-            _after_spec_change(pool)
+            schedule_reconcile(pool)
     return pool
 
 
@@ -185,7 +183,7 @@ def warm_pool_set_snapshot(*, pool: WarmPool, snapshot: Prebuild) -> WarmPool:
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)
         if changed:
-            _after_spec_change(pool)
+            schedule_reconcile(pool)
     return pool
 
 
@@ -206,10 +204,26 @@ def warm_pool_set_status(*, pool: WarmPool, phase: int | None = None, **fields) 
     return pool
 
 
-def _after_spec_change(pool: WarmPool) -> None:
-    """Hook for the reconciler: runs after commit. (Wired up with the reconciler.)"""
+def schedule_reconcile(pool: WarmPool) -> None:
+    """Run the pool's reconciler on its runner once the current transaction commits."""
     from warmpools import tasks
 
     pool_id = str(pool.id)
     queue = pool.runner.queue if pool.runner_id else None
     transaction.on_commit(lambda: tasks.reconcile_pool.apply_async(args=[pool_id], queue=queue))
+
+
+def on_prebuild_completed(sender, prebuild: Prebuild, **kwargs) -> None:
+    """Rotation: pools of the completed prebuild's pair move onto its snapshot."""
+    for pool in WarmPool.objects.filter(
+        project_id=prebuild.project_id, environment_class_id=prebuild.environment_class_id
+    ).exclude(phase__in=[WarmPoolPhase.DELETING, WarmPoolPhase.DELETED]):
+        warm_pool_set_snapshot(pool=pool, snapshot=prebuild)
+
+
+def on_prebuild_configuration_changed(sender, project, removed_class_ids, **kwargs) -> None:
+    """Disabling prebuilds, or removing a class from the configuration, deletes the pools."""
+    for pool in WarmPool.objects.filter(project=project, environment_class_id__in=removed_class_ids).exclude(
+        desired_phase=WarmPoolPhase.DELETED
+    ):
+        request_pool_deletion(pool)
