@@ -191,6 +191,7 @@ def project_create(
     prebuild_timeout: timedelta = timedelta(hours=1),
     daily_schedule_hour_utc: int | None = None,
     executor=None,
+    enable_jetbrains_warmup: bool = False,
 ) -> Project:
     require_admin(actor, organization.id, "create projects")
     project = Project(organization=organization, created_by=actor)
@@ -207,6 +208,7 @@ def project_create(
         prebuild_timeout=prebuild_timeout,
         daily_schedule_hour_utc=daily_schedule_hour_utc,
         executor=executor,
+        enable_jetbrains_warmup=enable_jetbrains_warmup,
     )
     classes = _validate_classes(organization, prebuild_environment_classes)
     try:
@@ -276,6 +278,7 @@ _PROJECT_FIELDS = {
     "prebuild_timeout",
     "daily_schedule_hour_utc",
     "executor",
+    "enable_jetbrains_warmup",
 }
 
 
@@ -293,6 +296,7 @@ def _apply_project_fields(
     prebuild_timeout,
     daily_schedule_hour_utc,
     executor,
+    enable_jetbrains_warmup=False,
 ) -> None:
     name = (name or "").strip()
     if not name:
@@ -326,6 +330,7 @@ def _apply_project_fields(
     project.prebuild_timeout = _validate_timeout(prebuild_timeout)
     project.daily_schedule_hour_utc = daily_schedule_hour_utc
     project.executor = executor
+    project.enable_jetbrains_warmup = bool(enable_jetbrains_warmup)
 
 
 # --- API tokens -------------------------------------------------------------------------------

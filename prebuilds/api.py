@@ -1,0 +1,191 @@
+"""REST API for prebuilds. A prebuild reads as the JSON form of gitpod.v1.Prebuild (prebuilds/proto.py),
+field for field what the Connect API's JSON codec sends; the serializers below describe that shape
+for the OpenAPI schema and parse request bodies."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from gitpod.v1 import prebuild_pb2 as pb
+from gitpod.v1.identity_pb2 import Principal
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from prebuilds import services
+from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message
+from prebuilds.queries import PrebuildFilter, prebuilds_for
+from projects import services as project_services
+from projects.api import (
+    ID_PARAMETER,
+    DurationField,
+    PageQuerySerializer,
+    PaginationSerializer,
+    message_data,
+    page_of,
+    query,
+    responses,
+)
+
+# --- the shape of a prebuild (documentation of what message_data(prebuild_message(...)) writes) --
+
+UINT64 = {"help_text": "a 64-bit integer, written as a string as in protobuf JSON"}
+
+
+class Int64Field(serializers.CharField):
+    """protobuf JSON writes 64-bit integers as strings."""
+
+
+class SubjectSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    principal = serializers.ChoiceField(Principal.keys())
+
+
+class PrebuildMetadataSerializer(serializers.Serializer):
+    organizationId = serializers.UUIDField()  # noqa: N815
+    projectId = serializers.UUIDField()  # noqa: N815
+    environmentClassId = serializers.UUIDField()  # noqa: N815
+    creator = SubjectSerializer(required=False)
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    updatedAt = serializers.DateTimeField()  # noqa: N815
+    triggeredBy = serializers.ChoiceField(pb.PrebuildMetadata.PrebuildTrigger.keys())  # noqa: N815
+    executor = SubjectSerializer(required=False, help_text="whose credentials clone the repository")
+
+
+class PrebuildSpecSerializer(serializers.Serializer):
+    specVersion = Int64Field(**UINT64)  # noqa: N815
+    desiredPhase = serializers.ChoiceField(  # noqa: N815
+        ALL_PHASE_NAMES, help_text="CANCELLED or DELETED once asked for; UNSPECIFIED otherwise"
+    )
+    timeout = DurationField()
+
+
+class PrebuildStatusSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(ALL_PHASE_NAMES)
+    completionTime = serializers.DateTimeField(required=False)  # noqa: N815
+    failureMessage = serializers.CharField(allow_blank=True)  # noqa: N815
+    logUrl = serializers.CharField(allow_blank=True, help_text="empty until the runner sets it")  # noqa: N815
+    environmentId = serializers.CharField(allow_blank=True)  # noqa: N815
+    statusVersion = Int64Field(**UINT64)  # noqa: N815
+    warningMessage = serializers.CharField(allow_blank=True)  # noqa: N815
+    snapshotCompletionPercentage = serializers.IntegerField(min_value=0, max_value=100)  # noqa: N815
+    snapshotSizeBytes = Int64Field(**UINT64)  # noqa: N815
+
+
+class PrebuildSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    metadata = PrebuildMetadataSerializer()
+    spec = PrebuildSpecSerializer()
+    status = PrebuildStatusSerializer()
+
+
+@extend_schema_serializer(many=False)  # a page object, not an array
+class PrebuildListSerializer(serializers.Serializer):
+    prebuilds = PrebuildSerializer(many=True)
+    pagination = PaginationSerializer()
+
+
+def prebuild_data(prebuild) -> dict:
+    return message_data(prebuild_message(prebuild))
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class CreateSpecSerializer(serializers.Serializer):
+    timeout = DurationField(required=False, help_text="positive, at most 7200s; default 3600s")
+
+
+class CreatePrebuildSerializer(serializers.Serializer):
+    projectId = serializers.UUIDField()  # noqa: N815
+    environmentClassId = serializers.UUIDField(  # noqa: N815
+        required=False, help_text="default: the project's default class"
+    )
+    spec = CreateSpecSerializer(required=False)
+
+
+class PrebuildFilterSerializer(PageQuerySerializer):
+    """ListPrebuilds' filter as query parameters; repeat one to give several values."""
+
+    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+    phases = serializers.ListField(child=serializers.ChoiceField(PHASE_NAMES), required=False, max_length=10)
+    triggered_by = serializers.ListField(child=serializers.ChoiceField(TRIGGER_NAMES), required=False, max_length=5)
+    creator_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+    executor_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+
+
+class LogsTokenSerializer(serializers.Serializer):
+    accessToken = serializers.CharField(help_text="reads this prebuild's logs for one hour")  # noqa: N815
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+class PrebuildViewSet(viewsets.ViewSet):
+    @extend_schema(parameters=[PrebuildFilterSerializer], responses=responses({200: PrebuildListSerializer}, 400))
+    def list(self, request):
+        """Prebuilds of the caller's organizations, newest first, filtered and paged as ListPrebuilds."""
+        params = query(PrebuildFilterSerializer, request)
+        filters = PrebuildFilter(
+            project_ids=params.get("project_ids", []),
+            phases=[pb.PrebuildPhase.Value(name) for name in params.get("phases", [])],
+            triggered_by=[pb.PrebuildMetadata.PrebuildTrigger.Value(name) for name in params.get("triggered_by", [])],
+            creator_ids=params.get("creator_ids", []),
+            executor_ids=params.get("executor_ids", []),
+        )
+        # The wire form reads only *_id columns: the list's joins would only cost time.
+        queryset = prebuilds_for(request.user, filters).select_related(None)
+        return page_of(queryset, request, "prebuilds", prebuild_data)
+
+    @extend_schema(request=CreatePrebuildSerializer, responses=responses({201: PrebuildSerializer}, 400, 403, 404))
+    def create(self, request):
+        """Start a prebuild of a project (members)."""
+        serializer = CreatePrebuildSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        timeout = data.get("spec", {}).get("timeout")
+        project = project_services.project_get(user=request.user, project_id=data["projectId"])
+        prebuild = services.prebuild_create(
+            actor=request.user,
+            project=project,
+            environment_class_id=data.get("environmentClassId"),
+            timeout=timeout,
+        )
+        return Response(prebuild_data(prebuild), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: PrebuildSerializer}, 404))
+    def retrieve(self, request, pk=None):
+        return Response(prebuild_data(services.prebuild_get(user=request.user, prebuild_id=pk)))
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        request=None,
+        responses=responses({200: PrebuildSerializer}, 403, 404, conflict=True),
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Ask for cancellation (members); harmless on a finished prebuild."""
+        prebuild = services.prebuild_get(user=request.user, prebuild_id=pk)
+        return Response(prebuild_data(services.prebuild_cancel(actor=request.user, prebuild=prebuild)))
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        responses=responses({204: OpenApiResponse(description="marked for deletion")}, 403, 404, conflict=True),
+    )
+    def destroy(self, request, pk=None):
+        """Delete (organization admins): marked at once, removed in the background."""
+        prebuild = services.prebuild_get(user=request.user, prebuild_id=pk)
+        services.prebuild_delete(actor=request.user, prebuild=prebuild)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="prebuilds_logs_token_create",
+        parameters=[ID_PARAMETER],
+        request=None,
+        responses=responses({200: LogsTokenSerializer}, 403, 404),
+    )
+    @action(detail=True, methods=["post"], url_path="logs-token")
+    def logs_token(self, request, pk=None):
+        """A token that reads this prebuild's logs, live or archived, for one hour (members)."""
+        prebuild = services.prebuild_get(user=request.user, prebuild_id=pk)
+        token = services.prebuild_create_logs_token(actor=request.user, prebuild=prebuild)
+        return Response({"accessToken": token})

@@ -1,0 +1,56 @@
+"""A prebuild in its wire form, gitpod.v1.Prebuild: the one conversion both APIs use.
+
+The Connect API sends this message; the REST API sends its JSON form (json_format.MessageToDict),
+so the two cannot drift apart. Only `*_id` columns are read, so converting a page of prebuilds
+never touches another table.
+"""
+
+from __future__ import annotations
+
+from gitpod.v1 import prebuild_pb2 as pb
+from gitpod.v1.identity_pb2 import Subject
+
+from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
+from projects.proto import duration, timestamp, user_subject
+
+# The wire names of the enums, for parsing names and for documenting them (REST and OpenAPI).
+ALL_PHASE_NAMES = list(pb.PrebuildPhase.keys())
+PHASE_NAMES = [pb.PrebuildPhase.Name(value) for value in PrebuildPhase.values if value]
+TRIGGER_NAMES = [pb.PrebuildMetadata.PrebuildTrigger.Name(value) for value in PrebuildTrigger.values if value]
+
+
+def prebuild_message(prebuild: Prebuild) -> pb.Prebuild:
+    return pb.Prebuild(
+        id=str(prebuild.id),
+        metadata=pb.PrebuildMetadata(
+            organization_id=str(prebuild.organization_id),
+            project_id=str(prebuild.project_id),
+            environment_class_id=str(prebuild.environment_class_id),
+            creator=(
+                Subject(id=str(prebuild.creator_id), principal=prebuild.creator_principal)
+                if prebuild.creator_id
+                else None
+            ),
+            created_at=timestamp(prebuild.created_at),
+            updated_at=timestamp(prebuild.updated_at),
+            triggered_by=prebuild.triggered_by,
+            # The executor's credentials clone the repository; the creator when none was set.
+            executor=user_subject(prebuild.executor_id or prebuild.creator_id),
+        ),
+        spec=pb.PrebuildSpec(
+            spec_version=prebuild.spec_version,
+            desired_phase=prebuild.desired_phase,
+            timeout=duration(prebuild.timeout),
+        ),
+        status=pb.PrebuildStatus(
+            phase=prebuild.phase,
+            completion_time=timestamp(prebuild.completion_time),
+            failure_message=prebuild.failure_message,
+            warning_message=prebuild.warning_message,
+            log_url=prebuild.log_url,
+            environment_id=prebuild.environment_id,
+            status_version=prebuild.status_version,
+            snapshot_completion_percentage=prebuild.snapshot_completion_percentage or 0,
+            snapshot_size_bytes=prebuild.snapshot_size_bytes or 0,
+        ),
+    )

@@ -1,0 +1,41 @@
+"""Wire helpers shared by the gitpod.v1 conversions of every room: timestamps, durations, subjects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from gitpod.v1.identity_pb2 import Subject
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from projects.errors import InvalidArgument
+from projects.models import Principal
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def duration(value: timedelta) -> Duration:
+    d = Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def parse_duration(text: str, *, field: str) -> timedelta:
+    """A protobuf JSON duration ("3600s", "1.5s") as a timedelta; InvalidArgument naming `field`."""
+    d = Duration()
+    try:
+        d.FromJsonString(text)
+        return d.ToTimedelta()
+    except (ValueError, OverflowError, TypeError):
+        raise InvalidArgument(f'{field} must be a duration in seconds such as "3600s"', field=field) from None
+
+
+def user_subject(user_id) -> Subject | None:
+    """A user as a gitpod.v1 Subject (principal USER; the id is the user's UUID)."""
+    return Subject(id=str(user_id), principal=Principal.USER) if user_id else None

@@ -1,0 +1,241 @@
+"""REST API for warm pools. A pool reads as the JSON form of gitpod.v1.WarmPool (warmpools/proto.py),
+field for field what the Connect API's JSON codec sends."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from prebuilds.api import UINT64, Int64Field
+from projects import services as project_services
+from projects.api import (
+    ID_PARAMETER,
+    PageQuerySerializer,
+    PaginationSerializer,
+    message_data,
+    page_of,
+    query,
+    responses,
+)
+from warmpools import environments, services
+from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
+from warmpools.queries import environments_for, warm_pools_for
+
+# --- the shape of a warm pool ------------------------------------------------------------------
+
+
+class WarmPoolMetadataSerializer(serializers.Serializer):
+    organizationId = serializers.UUIDField()  # noqa: N815
+    projectId = serializers.UUIDField()  # noqa: N815
+    environmentClassId = serializers.UUIDField()  # noqa: N815
+    runnerId = serializers.UUIDField()  # noqa: N815
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    updatedAt = serializers.DateTimeField()  # noqa: N815
+
+
+class WarmPoolSpecSerializer(serializers.Serializer):
+    specVersion = Int64Field(**UINT64)  # noqa: N815
+    desiredSize = serializers.IntegerField(help_text="deprecated: min = max = desiredSize")  # noqa: N815
+    snapshotId = serializers.UUIDField(  # noqa: N815
+        required=False, help_text="the prebuild whose snapshot is warmed; absent until one completed"
+    )
+    desiredPhase = serializers.ChoiceField(ALL_PHASE_NAMES)  # noqa: N815
+    minSize = serializers.IntegerField()  # noqa: N815
+    maxSize = serializers.IntegerField()  # noqa: N815
+
+
+class WarmPoolStatusSerializer(serializers.Serializer):
+    phase = serializers.ChoiceField(ALL_PHASE_NAMES)
+    failureMessage = serializers.CharField(allow_blank=True)  # noqa: N815
+    statusVersion = Int64Field(**UINT64)  # noqa: N815
+    runningInstances = serializers.IntegerField(help_text="ready to be claimed")  # noqa: N815
+    stoppedInstances = serializers.IntegerField(help_text="provisioned but stopped")  # noqa: N815
+    desiredSize = serializers.IntegerField(help_text="the autoscaler's current target")  # noqa: N815
+
+
+class WarmPoolSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    metadata = WarmPoolMetadataSerializer()
+    spec = WarmPoolSpecSerializer()
+    status = WarmPoolStatusSerializer()
+
+
+@extend_schema_serializer(many=False)  # a page object, not an array
+class WarmPoolListSerializer(serializers.Serializer):
+    warmPools = WarmPoolSerializer(many=True)  # noqa: N815
+    pagination = PaginationSerializer()
+
+
+def warm_pool_data(pool) -> dict:
+    return message_data(warm_pool_message(pool))
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class SizesSerializer(serializers.Serializer):
+    """Absent sizes keep their value (0 and 1 on create); desiredSize alone means min = max."""
+
+    # Ranges (0..20, min <= max) are the service's rule, reported as the API reports any rule.
+    minSize = serializers.IntegerField(required=False)  # noqa: N815
+    maxSize = serializers.IntegerField(required=False)  # noqa: N815
+    desiredSize = serializers.IntegerField(  # noqa: N815
+        required=False, help_text="deprecated: use minSize and maxSize"
+    )
+
+
+class CreateWarmPoolSerializer(SizesSerializer):
+    projectId = serializers.UUIDField()  # noqa: N815
+    environmentClassId = serializers.UUIDField(  # noqa: N815
+        help_text="must get prebuilds on the project; one pool per project and class"
+    )
+
+
+class WarmPoolFilterSerializer(PageQuerySerializer):
+    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+    environment_class_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+
+
+def _sizes(data) -> dict:
+    return {"min_size": data.get("minSize"), "max_size": data.get("maxSize"), "desired_size": data.get("desiredSize")}
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+class WarmPoolViewSet(viewsets.ViewSet):
+    @extend_schema(parameters=[WarmPoolFilterSerializer], responses=responses({200: WarmPoolListSerializer}, 400))
+    def list(self, request):
+        """Warm pools of the caller's organizations, newest first, filtered and paged as ListWarmPools."""
+        params = query(WarmPoolFilterSerializer, request)
+        queryset = warm_pools_for(
+            request.user,
+            project_ids=params.get("project_ids", []),
+            environment_class_ids=params.get("environment_class_ids", []),
+        )
+        return page_of(queryset.select_related(None), request, "warmPools", warm_pool_data)  # ids only: no joins
+
+    @extend_schema(
+        request=CreateWarmPoolSerializer,
+        responses=responses({201: WarmPoolSerializer}, 400, 403, 404, conflict=True),
+    )
+    def create(self, request):
+        """Create the pool of a project and class (organization admins)."""
+        serializer = CreateWarmPoolSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = project_services.project_get(user=request.user, project_id=data["projectId"])
+        pool = services.warm_pool_create(
+            actor=request.user, project=project, environment_class_id=data["environmentClassId"], **_sizes(data)
+        )
+        return Response(warm_pool_data(pool), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: WarmPoolSerializer}, 404))
+    def retrieve(self, request, pk=None):
+        return Response(warm_pool_data(services.warm_pool_get(user=request.user, warm_pool_id=pk)))
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        request=SizesSerializer,
+        responses=responses({200: WarmPoolSerializer}, 400, 403, 404, conflict=True),
+    )
+    @action(detail=True, methods=["post"])
+    def resize(self, request, pk=None):
+        """Change the pool's sizes (organization admins), as UpdateWarmPool."""
+        pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+        serializer = SizesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pool = services.warm_pool_update(actor=request.user, pool=pool, **_sizes(serializer.validated_data))
+        return Response(warm_pool_data(pool))
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        responses=responses({204: OpenApiResponse(description="marked for deletion")}, 403, 404, conflict=True),
+    )
+    def destroy(self, request, pk=None):
+        """Delete (organization admins): marked at once, its instances drained in the background."""
+        pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+        services.warm_pool_delete(actor=request.user, pool=pool)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- environments ------------------------------------------------------------------------------
+
+
+class EnvironmentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    organizationId = serializers.UUIDField(source="organization_id")  # noqa: N815
+    projectId = serializers.UUIDField(source="project_id")  # noqa: N815
+    environmentClassId = serializers.UUIDField(source="environment_class_id")  # noqa: N815
+    creatorId = serializers.UUIDField(source="creator_id", allow_null=True)  # noqa: N815
+    source = serializers.ChoiceField(["pool", "snapshot", "cold"], help_text="where the workspace came from")
+    phase = serializers.ChoiceField(["creating", "ready", "failed", "deleting", "deleted"])
+    warmPoolId = serializers.UUIDField(source="pool_id", allow_null=True)  # noqa: N815
+    snapshotId = serializers.UUIDField(  # noqa: N815
+        source="snapshot_id", allow_null=True, help_text="the prebuild whose snapshot it started from"
+    )
+    path = serializers.CharField(help_text="the workspace on the runner; empty until ready")
+    readyAfterMs = serializers.FloatField(  # noqa: N815
+        source="ready_after_ms", allow_null=True, help_text="from the request to a ready workspace"
+    )
+    failureMessage = serializers.CharField(source="failure_message")  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815
+    readyAt = serializers.DateTimeField(source="ready_at", allow_null=True)  # noqa: N815
+
+
+class EnvironmentListSerializer(serializers.Serializer):
+    environments = EnvironmentSerializer(many=True)
+    pagination = PaginationSerializer()
+
+
+class CreateEnvironmentSerializer(serializers.Serializer):
+    projectId = serializers.UUIDField()  # noqa: N815
+    environmentClassId = serializers.UUIDField(  # noqa: N815
+        required=False, help_text="absent: the project's default class"
+    )
+
+
+class EnvironmentFilterSerializer(PageQuerySerializer):
+    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+
+
+def environment_data(environment) -> dict:
+    return EnvironmentSerializer(environment).data
+
+
+class EnvironmentViewSet(viewsets.ViewSet):
+    @extend_schema(parameters=[EnvironmentFilterSerializer], responses=responses({200: EnvironmentListSerializer}, 400))
+    def list(self, request):
+        """Environments of the caller's organizations, newest first."""
+        params = query(EnvironmentFilterSerializer, request)
+        queryset = environments_for(request.user, project_ids=params.get("project_ids", []))
+        return page_of(queryset, request, "environments", environment_data)
+
+    @extend_schema(request=CreateEnvironmentSerializer, responses=responses({201: EnvironmentSerializer}, 400, 404))
+    def create(self, request):
+        """Create an environment (members): from the warm pool when it has a ready instance, else restored
+        from the newest snapshot, else built cold. A pool hit is ready in the response; otherwise poll it."""
+        serializer = CreateEnvironmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        project = project_services.project_get(user=request.user, project_id=data["projectId"])
+        environment = environments.environment_create(
+            actor=request.user, project=project, environment_class_id=data.get("environmentClassId")
+        )
+        return Response(environment_data(environment), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: EnvironmentSerializer}, 404))
+    def retrieve(self, request, pk=None):
+        return Response(environment_data(environments.environment_get(user=request.user, environment_id=pk)))
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        responses=responses({204: OpenApiResponse(description="marked for deletion")}, 404),
+    )
+    def destroy(self, request, pk=None):
+        """Delete (members): its workspace is removed in the background."""
+        environment = environments.environment_get(user=request.user, environment_id=pk)
+        environments.environment_delete(actor=request.user, environment=environment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
