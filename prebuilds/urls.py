@@ -1,1 +1,15 @@
-urlpatterns: list = []
+from django.urls import path
+
+from prebuilds import views
+
+app_name = "prebuilds"
+
+urlpatterns = [
+    path("", views.prebuild_list, name="list"),
+    path("bulk", views.prebuild_bulk, name="bulk"),
+    path("trigger-classes", views.trigger_classes, name="trigger-classes"),
+    path("<uuid:pk>/", views.prebuild_detail, name="detail"),
+    path("<uuid:pk>/cancel", views.prebuild_cancel, name="cancel"),
+    path("<uuid:pk>/delete", views.prebuild_delete, name="delete"),
+    path("<uuid:pk>/logs-token", views.prebuild_logs_token, name="logs-token"),
+]

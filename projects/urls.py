@@ -1,1 +1,10 @@
-urlpatterns: list = []
+from django.urls import path
+
+from projects import views
+
+app_name = "projects"
+
+urlpatterns = [
+    path("", views.project_list, name="list"),
+    path("<uuid:pk>/", views.project_detail, name="detail"),
+]

@@ -1,0 +1,28 @@
+"""What the layout needs on every page: the organization switcher and the active-prebuild counter.
+
+Values are callables, which templates call only when they use them, so a fragment that shows
+neither costs no query.
+"""
+
+from prebuilds.models import Prebuild
+from projects.views import current_membership, current_organization_id, memberships
+
+
+def dashboard(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+
+    def active_prebuilds():
+        return (
+            Prebuild.objects.visible_to(user)
+            .filter(organization_id=current_organization_id(request))
+            .non_terminal()
+            .count()
+        )
+
+    return {
+        "organization_memberships": lambda: memberships(request),
+        "current_membership": lambda: current_membership(request),
+        "active_prebuilds": active_prebuilds,
+    }

@@ -1,0 +1,299 @@
+"""Warm pool pages: the list with the create form, a pool's page with resize, delete, and the
+environments created from it."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from projects.errors import DomainError, NotFound, PermissionDenied
+from projects.forms import add_domain_error
+from projects.models import Project
+from projects.services import project_get
+from projects.views import current_organization_id, domain_errors, is_admin, render_poll
+from warmpools import environments, services
+from warmpools.forms import WarmPoolCreateForm, WarmPoolResizeForm
+from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics
+from warmpools.models import Environment, EnvironmentPhase, WarmPool, WarmPoolPhase
+from warmpools.queries import pool_environments, warm_pools_for
+
+ROWS_TARGET = "pool-rows"
+STATUS_TARGET = "pool-status"
+# How many of a pool's environments its page lists, newest first.
+RECENT_ENVIRONMENTS = 20
+# A claim takes an instance at once, but the reconciler reports the pool's new counts (and the
+# backfilled instance) only after its next pass on the runner: until then a pool that looks
+# settled is not, so its page keeps refreshing for a little while after each claim.
+BACKFILL_GRACE = timedelta(seconds=15)
+
+
+def is_settled(pool: WarmPool) -> bool:
+    """Nothing left to converge: ready, not being deleted, its target within the sizes asked for,
+    that many instances running and the rest up to max_size staged (what a reconciler pass leaves).
+    Anything else will change by itself (a first snapshot, provisioning after a resize, draining),
+    so its page keeps refreshing."""
+    return (
+        pool.phase == WarmPoolPhase.READY
+        and pool.desired_phase != WarmPoolPhase.DELETED
+        and pool.min_size <= pool.status_desired_size <= pool.max_size
+        and pool.running_instances == pool.status_desired_size
+        and pool.stopped_instances == pool.max_size - pool.status_desired_size
+    )
+
+
+@login_required
+@domain_errors
+@require_http_methods(["GET", "POST"])
+def pool_list(request):
+    organization_id = current_organization_id(request)
+    projects = list(Project.objects.alive().filter(organization_id=organization_id))
+    can_create = is_admin(request, organization_id)
+    if request.method == "POST":
+        try:
+            project, project_error = project_get(user=request.user, project_id=request.POST.get("project", "")), None
+        except NotFound as error:
+            project, project_error = None, error
+        form = WarmPoolCreateForm(request.POST, projects=projects, project=project)
+        pool = _create(request, form, project, project_error)
+        if pool is not None:
+            messages.success(request, "Warm pool created.")
+            url = reverse("warmpools:detail", args=[pool.id])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+        if request.htmx:
+            return render(request, "warmpools/list.html#create-form", {"create_form": form})
+    else:
+        form = WarmPoolCreateForm(projects=projects, project=projects[0] if projects else None)
+    pools = list(warm_pools_for(request.user).filter(organization_id=organization_id).order_by("project__name"))
+    # One query for the p95 of every pool shown, not one per row.
+    p95 = claim_latency_p95_by_pool(pool.id for pool in pools)
+    context = {
+        "pools": pools,
+        "rows": [(pool, p95.get(pool.id)) for pool in pools],
+        "create_form": form if can_create else None,
+        "settled": all(is_settled(p) for p in pools),
+    }
+    if request.htmx and request.htmx.target == ROWS_TARGET:
+        return render_poll(request, "warmpools/list.html#rows", context, settled=context["settled"])
+    return render(request, "warmpools/list.html", context)
+
+
+def _create(request, form: WarmPoolCreateForm, project, project_error) -> WarmPool | None:
+    if project_error is not None:
+        add_domain_error(form, project_error, WarmPoolCreateForm.FIELD_MAP)
+    if not form.is_valid():
+        return None
+    try:
+        return services.warm_pool_create(
+            actor=request.user,
+            project=project,
+            environment_class_id=form.cleaned_data["environment_class"] or None,
+            min_size=form.cleaned_data["min_size"],
+            max_size=form.cleaned_data["max_size"],
+        )
+    except PermissionDenied:
+        raise
+    except DomainError as error:
+        add_domain_error(form, error, WarmPoolCreateForm.FIELD_MAP)
+        return None
+
+
+@login_required
+@require_GET
+def pool_classes(request):
+    """The create form's class select for the chosen project (htmx swaps it in on change)."""
+    projects = list(Project.objects.alive().filter(organization_id=current_organization_id(request)))
+    try:
+        project = project_get(user=request.user, project_id=request.GET.get("project", ""))
+    except NotFound:
+        project = None
+    form = WarmPoolCreateForm(projects=projects, project=project)
+    return render(request, "warmpools/list.html#class-select", {"create_form": form})
+
+
+@login_required
+@domain_errors
+@require_http_methods(["GET", "POST"])
+def pool_detail(request, pk):
+    try:
+        pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    except NotFound:
+        if request.htmx and request.method == "GET":
+            # Polled while it was being deleted: say so, and stop polling.
+            return render_poll(request, "warmpools/detail.html#gone", {}, settled=True)
+        raise
+    can_edit = is_admin(request, pool.organization_id)
+    resized = False
+    if request.method == "POST":
+        form = WarmPoolResizeForm(request.POST)
+        if form.is_valid():
+            try:
+                pool = services.warm_pool_update(
+                    actor=request.user,
+                    pool=pool,
+                    min_size=form.cleaned_data["min_size"],
+                    max_size=form.cleaned_data["max_size"],
+                )
+                resized = True
+            except (NotFound, PermissionDenied):
+                raise
+            except DomainError as error:
+                add_domain_error(form, error, WarmPoolResizeForm.FIELD_MAP)
+        if resized and not request.htmx:
+            messages.success(request, "Warm pool resized.")
+            return redirect("warmpools:detail", pk=pool.pk)
+    if request.method == "GET" or resized:
+        form = WarmPoolResizeForm(initial={"min_size": pool.min_size, "max_size": pool.max_size})
+    context = {
+        **_status_context(pool),
+        "resize_form": form,
+        "can_edit": can_edit,
+        "resized": resized,
+    }
+    if request.htmx and request.method == "POST":
+        # The form with its result, and the status (gauge and sizes) out of band.
+        return render(request, "warmpools/detail.html#resize-result", context)
+    if request.htmx and request.htmx.target == STATUS_TARGET:
+        return render_poll(request, "warmpools/detail.html#status", context, settled=context["settled"])
+    context.update(_environments_context(request, pool))
+    context["can_create_environment"] = pool.desired_phase != WarmPoolPhase.DELETED
+    # After a create without JavaScript (a redirect here), the result area shows that environment.
+    context["environment"] = _shown_environment(request, pool, request.GET.get("environment"))
+    return render(request, "warmpools/detail.html", context)
+
+
+def _status_context(pool: WarmPool, *, just_claimed: bool = False) -> dict:
+    """What the status card shows: the pool, its metrics, and whether it can still change."""
+    recently_claimed = (
+        just_claimed or Environment.objects.filter(pool=pool, created_at__gte=timezone.now() - BACKFILL_GRACE).exists()
+    )
+    return {
+        "pool": pool,
+        "metrics": pool_metrics(pool),
+        "settled": is_settled(pool) and not recently_claimed,
+    }
+
+
+def _environments_context(request, pool: WarmPool) -> dict:
+    recent = pool_environments(request.user, pool, limit=RECENT_ENVIRONMENTS)
+    return {
+        "pool": pool,
+        "environments": recent,
+        # Its creator or an admin may delete an environment (the service refuses anyone else).
+        "can_delete_any_environment": is_admin(request, pool.organization_id),
+        # Creating and deleting finish on the runner: the list refreshes until neither is left.
+        "environments_settled": all(e.phase in (EnvironmentPhase.READY, EnvironmentPhase.FAILED) for e in recent),
+    }
+
+
+def _shown_environment(request, pool: WarmPool, environment_id) -> Environment | None:
+    if not environment_id:
+        return None
+    try:
+        environment = environments.environment_get(user=request.user, environment_id=environment_id)
+    except NotFound:
+        return None  # a stale link: show the page without a result rather than a 404
+    return environment if environment.pool_id == pool.id else None
+
+
+def _environment_of_pool(request, pool: WarmPool, environment_id) -> Environment:
+    environment = environments.environment_get(user=request.user, environment_id=environment_id)
+    if environment.pool_id != pool.id:
+        raise NotFound(f"environment {environment_id} not found")
+    return environment
+
+
+def _detail_url(pool: WarmPool, environment: Environment | None = None) -> str:
+    url = reverse("warmpools:detail", args=[pool.id])
+    return f"{url}?environment={environment.id}" if environment is not None else url
+
+
+@login_required
+@domain_errors
+@require_http_methods(["GET", "POST"])
+def environment_list(request, pk):
+    """GET: the pool's recent environments (the list polls this while one is changing).
+    POST: create an environment of the pool's project and class (any member may): the service
+    takes a ready instance from the pool if there is one, else restores or builds on the runner."""
+    pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    if request.method == "GET":
+        if not request.htmx:
+            return redirect(_detail_url(pool))
+        context = _environments_context(request, pool)
+        return render_poll(
+            request, "warmpools/detail.html#environment-list", context, settled=context["environments_settled"]
+        )
+    try:
+        environment = environments.environment_create(
+            actor=request.user, project=pool.project, environment_class_id=pool.environment_class_id
+        )
+    except (NotFound, PermissionDenied):
+        raise
+    except DomainError as error:
+        if not request.htmx:
+            messages.error(request, error.message)
+            return redirect(_detail_url(pool))
+        return render(request, "warmpools/detail.html#environment-error", {"message": error.message})
+    if not request.htmx:
+        return redirect(_detail_url(pool, environment))
+    # Hits, misses and instance counts changed: the status card comes along out of band, and
+    # polls again while the reconciler backfills the instance just handed out.
+    pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    context = {
+        **_status_context(pool, just_claimed=True),
+        **_environments_context(request, pool),
+        "environment": environment,
+    }
+    return render(request, "warmpools/detail.html#environment-created", context)
+
+
+@login_required
+@domain_errors
+@require_GET
+def environment_result(request, pk, environment_id):
+    """The result area for one environment: polled every second while it is being restored or
+    built on the runner, and answered with 286 once it is ready or failed."""
+    pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    environment = _environment_of_pool(request, pool, environment_id)
+    if not request.htmx:
+        return redirect(_detail_url(pool, environment))
+    settled = environment.phase != EnvironmentPhase.CREATING
+    return render_poll(
+        request,
+        "warmpools/detail.html#environment-outcome",
+        {"pool": pool, "environment": environment},
+        settled=settled,
+    )
+
+
+@login_required
+@domain_errors
+@require_POST
+def environment_delete(request, pk, environment_id):
+    pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    environment = _environment_of_pool(request, pool, environment_id)
+    environments.environment_delete(actor=request.user, environment=environment)
+    if not request.htmx:
+        messages.success(request, "The environment is being deleted.")
+        return redirect(_detail_url(pool))
+    return render(request, "warmpools/detail.html#environment-list", _environments_context(request, pool))
+
+
+@login_required
+@domain_errors
+@require_http_methods(["GET", "POST"])
+def pool_delete(request, pk):
+    """GET asks for confirmation (a page of its own, so it works without JavaScript); POST deletes."""
+    pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
+    if request.method == "POST":
+        services.warm_pool_delete(actor=request.user, pool=pool)
+        messages.success(request, "The warm pool is being deleted: its instances drain in the background.")
+        url = reverse("warmpools:list")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if not is_admin(request, pool.organization_id):
+        raise PermissionDenied("only organization admins may delete warm pools")
+    return render(request, "warmpools/delete.html", {"pool": pool})
