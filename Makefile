@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run run-prod test test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: install
 	$(PY) manage.py demo_data
 	$(PY) manage.py serve
 
+# The production topology on this machine: PostgreSQL, Redis, gunicorn, a worker per queue, beat.
+run-prod: install
+	bash scripts/run_prod.sh
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -27,6 +31,10 @@ test: install lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault tests alone; they need PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL), else they skip.
+test-faults: install
+	$(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 bench: install
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done || echo "no benchmarks yet"

@@ -65,11 +65,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def database_config(url: str, data_dir: Path) -> dict:
-    """SQLite under the data directory when no URL is set; PostgreSQL (psycopg 3) when one is."""
-    if not url:
+    """SQLite under the data directory when no URL is set (or a sqlite:////path URL names the file);
+    PostgreSQL (psycopg 3) when a postgresql:// URL is set."""
+    if not url or url.startswith("sqlite:"):
+        name = Path(url.split(":", 1)[1].removeprefix("///")) if url else data_dir / "db.sqlite3"
+        if url and not url.startswith("sqlite:////"):
+            raise ImproperlyConfigured("DATABASE_URL for SQLite must be absolute: sqlite:////path/to/db.sqlite3")
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": data_dir / "db.sqlite3",
+            "NAME": name,
             # The web server and the worker write at the same time: WAL lets readers go on while
             # one writes, IMMEDIATE takes the write lock up front (no deadlock on lock upgrade),
             # and the timeout makes a second writer wait instead of failing at once.
@@ -85,7 +89,7 @@ def database_config(url: str, data_dir: Path) -> dict:
     import dj_database_url
 
     scheme = url.split(":", 1)[0]
-    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
+    if scheme not in {"postgres", "postgresql", "pgsql"}:
         raise ImproperlyConfigured(
             f"DATABASE_URL has the scheme {scheme!r}: use postgresql://user:password@host:port/name"
         )

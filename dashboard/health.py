@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from dashboard.celery import app as celery_app
+from dashboard.metrics import metrics  # noqa: F401  (served beside /healthz: urls.py names it here)
 
 
 def _check_database() -> str:

@@ -8,6 +8,7 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from dashboard.config import database_config, env_bool, env_int, env_list, env_str, secret_key
 
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "template_partials",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here: no CDN
     "django_filters",
     "projects",
     "prebuilds",
@@ -74,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.dashboard",
             ],
         },
     },
@@ -97,6 +100,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Static files are served by whitenoise straight from the apps' folders, so `make run` needs no
 # collectstatic step.
 WHITENOISE_USE_FINDERS = True
@@ -132,6 +136,21 @@ else:
     # (2 h), so a slow prebuild is never handed to a second worker while the first still runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
 
+# The cache holds API throttle counters: shared through Redis when there is one, so every server
+# process counts against the same budget; per process otherwise.
+# It uses the next Redis database, so that clearing the cache can never drop queued tasks.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _broker = urlsplit(CELERY_BROKER_URL)
+    _cache_db = (int(_broker.path.strip("/") or 0) + 1) % 16
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": urlunsplit(_broker._replace(path=f"/{_cache_db}")),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -141,21 +160,78 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Product settings -------------------------------------------------------------------------
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+WORKSPACES_DIR = DATA_DIR / "workspaces"
+SNAPSHOTS_DIR = Path(env_str("SNAPSHOTS_DIR") or DATA_DIR / "snapshots").resolve()
+# Lifecycle commands run under bubblewrap; without it the runner refuses to run them unless this
+# is set explicitly (a weaker mode: process group, scrubbed environment and rlimits only).
+RUNNER_ALLOW_UNSANDBOXED = env_bool("RUNNER_ALLOW_UNSANDBOXED", False)
+# A running prebuild whose worker has not written a heartbeat for this long is failed "runner lost".
+PREBUILD_HEARTBEAT_TIMEOUT = timedelta(seconds=env_int("PREBUILD_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=5))
+# A PENDING prebuild older than this is sent to its queue again (its message may have been lost).
+PREBUILD_REQUEUE_AFTER = timedelta(seconds=env_int("PREBUILD_REQUEUE_AFTER_SECONDS", 120, minimum=5))
+REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 15, minimum=1)
+PREBUILD_RETENTION = timedelta(days=env_int("PREBUILD_RETENTION_DAYS", 7, minimum=1))
+# Scheduled prebuilds of one hour start spread over this many minutes, to even out the load.
+SCHEDULE_SPREAD_MINUTES = env_int("SCHEDULE_SPREAD_MINUTES", 10, minimum=1, maximum=59)
+SCHEDULE_PAUSE_AFTER_FAILURES = 3
 PREBUILD_MAX_TIMEOUT = timedelta(hours=2)
 PREBUILD_DEFAULT_TIMEOUT = timedelta(hours=1)
 PROJECT_MIN_PREBUILD_TIMEOUT = timedelta(minutes=5)
 WARM_POOL_MAX_SIZE = 20
 
+# Periodic work, run by beat on the control queue.
+CELERY_BEAT_SCHEDULE = {
+    "reap-prebuilds": {"task": "prebuilds.tasks.reap", "schedule": float(REAPER_INTERVAL_SECONDS)},
+    "schedule-prebuilds": {"task": "prebuilds.tasks.schedule_prebuilds", "schedule": 60.0},
+    "expire-prebuilds": {"task": "prebuilds.tasks.expire_prebuilds", "schedule": 3600.0},
+    "reconcile-warm-pools": {"task": "warmpools.tasks.reconcile_all", "schedule": 30.0},
+}
+
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # API tokens for automation (the Connect API uses the same function); sessions, with CSRF, for
+    # the browsable API.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "projects.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Role rules live in the services (PermissionDenied -> 403); here only "signed in".
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # One budget per token (per user for a session), shared by REST and Connect. The cache is
+    # Django's default (per process), so each server process counts on its own.
+    "DEFAULT_THROTTLE_CLASSES": ["projects.authentication.ApiTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": "1200/min"},
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "projects.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "Prebuilds and warm pools API",
     "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "REST API of the prebuild control plane. Prebuilds and warm pools have the field names and "
+        "nesting of the gitpod.v1 Connect JSON form (camelCase, enums as names, durations such as "
+        '"3600s", 64-bit integers as strings). Authenticate with `Authorization: Bearer <API token>`. '
+        "Lists take `page_size` (default 25, at most 100) and `token` (the previous page's "
+        "`pagination.nextToken`; empty on the last page)."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PrebuildPhaseEnum": "prebuilds.proto.ALL_PHASE_NAMES",
+        "WarmPoolPhaseEnum": "warmpools.proto.ALL_PHASE_NAMES",
+    },
 }
 
 LOGGING = {
@@ -165,3 +241,71 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
 }
+
+# ==============================================================================================
+# --- Production: hardening, Content-Security-Policy, structured logs, metrics access ---------
+# (One block appended at the end on purpose: the sections above are edited by others.)
+import ipaddress  # noqa: E402
+
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+# Warm pool instances live on the runner's disk; a separate volume may hold them.
+POOLS_DIR = Path(env_str("POOLS_DIR") or DATA_DIR / "pools").resolve()
+
+# Scripts, styles, images and fetches from this site only; no inline script or style, no framing.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+# Right after SecurityMiddleware, so that every response (static files included) carries it.
+_after_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE.insert(_after_security, "dashboard.middleware.ContentSecurityPolicyMiddleware")
+
+# Set when a reverse proxy terminates TLS and passes X-Forwarded-Proto: only then may Django trust
+# that header (a client could send it too when nothing strips it).
+TLS_TERMINATED_BY_PROXY = env_bool("TLS_TERMINATED_BY_PROXY", False)
+if TLS_TERMINATED_BY_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when PRODUCTION=1")
+    # `check --deploy` asks for 50 characters; config.secret_key only knows the development floor.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured("SECRET_KEY must have at least 50 characters (and 5 distinct ones) in production")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers and Prometheus call these over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preload only adds the header's flag; submitting the domain to browsers' lists stays a choice.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    X_FRAME_OPTIONS = "DENY"
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL] if SITE_URL.startswith("https://") else [])
+
+# /metrics: a scraper with the bearer token, or a client from one of these networks (a request that
+# came through a proxy, i.e. with X-Forwarded-For, is judged by the token only: its address is the
+# proxy's). Empty METRICS_ALLOWED_NETWORKS and no token: nobody.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+_networks = os.environ.get("METRICS_ALLOWED_NETWORKS")
+if _networks is not None and not _networks.strip():
+    METRICS_ALLOWED_NETWORKS = []  # set but empty: the token only
+else:
+    METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(net, strict=False) for net in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from None
+
+# Structured logs: JSON lines in production (or LOG_FORMAT=json), with the prebuild/pool id.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "plain").strip().lower()
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain")
+LOGGING["filters"] = {"context": {"()": "dashboard.logging.ContextFilter"}}
+LOGGING["formatters"]["json"] = {"()": "dashboard.logging.JsonFormatter"}
+LOGGING["handlers"]["console"]["filters"] = ["context"]
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT

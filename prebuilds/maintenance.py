@@ -11,7 +11,7 @@ import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from prebuilds import services
@@ -45,9 +45,14 @@ def reap(now: datetime | None = None) -> dict[str, int]:
         log.warning("prebuild %s failed: runner lost", prebuild.id, extra={"prebuild_id": str(prebuild.id)})
         services.prebuild_finished(prebuild=prebuild)
 
-    waiting = Prebuild.objects.filter(
-        phase=PrebuildPhase.PENDING, created_at__lt=now - settings.PREBUILD_REQUEUE_AFTER
-    ).select_related("environment_class__runner")
+    # Sent longer ago than PREBUILD_REQUEUE_AFTER (or never): re-sent once per that period, not on
+    # every pass, so a real backlog is not flooded with duplicates.
+    overdue = now - settings.PREBUILD_REQUEUE_AFTER
+    waiting = (
+        Prebuild.objects.filter(phase=PrebuildPhase.PENDING, created_at__lt=overdue)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=overdue))
+        .select_related("environment_class__runner")
+    )
     for prebuild in waiting.order_by("created_at")[:BATCH]:
         if prebuild.desired_phase in (PrebuildPhase.CANCELLED, PrebuildPhase.DELETED):
             # A cancel that raced the claim: nobody will run it, so finish what was asked.

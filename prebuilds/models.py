@@ -105,6 +105,8 @@ class Prebuild(models.Model):
 
     # status the product needs beyond the wire message
     started_at = models.DateTimeField(null=True, blank=True)
+    # When its message was last sent to the runner's queue (the reaper re-sends at most this often).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     commit_id = models.CharField(max_length=64, blank=True, default="")
     snapshot_sha256 = models.CharField(max_length=64, blank=True, default="")

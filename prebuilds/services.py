@@ -132,7 +132,10 @@ def enqueue_prebuild(prebuild: Prebuild) -> None:
     from prebuilds import tasks  # tasks import services: import here to keep the module graph simple
 
     queue = prebuild.environment_class.runner.queue
-    transaction.on_commit(lambda: tasks.run_prebuild.apply_async(args=[str(prebuild.id)], queue=queue))
+    Prebuild.objects.filter(id=prebuild.id).update(enqueued_at=timezone.now())
+    # robust: the prebuild is committed whatever happens to the broker; if the message cannot be
+    # sent now, the reaper sends it later, and the caller still gets its prebuild.
+    transaction.on_commit(lambda: tasks.run_prebuild.apply_async(args=[str(prebuild.id)], queue=queue), robust=True)
 
 
 def prebuild_cancel(*, actor, prebuild: Prebuild) -> Prebuild:
@@ -211,7 +214,7 @@ def resend_deletion(*, prebuild: Prebuild) -> None:
 
     queue = EnvironmentClass.objects.select_related("runner").get(id=prebuild.environment_class_id).runner.queue
     prebuild_id = str(prebuild.id)
-    transaction.on_commit(lambda: tasks.delete_prebuild.apply_async(args=[prebuild_id], queue=queue))
+    transaction.on_commit(lambda: tasks.delete_prebuild.apply_async(args=[prebuild_id], queue=queue), robust=True)
 
 
 def prebuild_cancel_unstarted(*, prebuild: Prebuild) -> Prebuild:

@@ -65,3 +65,91 @@ def pytest_configure(config):
 
     # Password hashing is deliberately slow; the tests create many users and do not test hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def subprocess_env(**extra) -> dict:
+    """Environment for a child process (worker, server) that must see this test's database and
+    data directory: the test database, not the one DATABASE_URL names."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{Path(db['NAME']).resolve()}"
+    else:
+        url = (
+            f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(DATABASE_URL=url, DATA_DIR=str(settings.DATA_DIR), **extra)
+    return env
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start real Celery worker processes (each on the given queues) for this test's database."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    workers = []
+
+    def start(queues: str, *, concurrency: int = 2, **env) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "dashboard",
+                "worker",
+                "--queues",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--prefetch-multiplier",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"test{len(workers)}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO_ROOT,
+            env=subprocess_env(**env),
+            start_new_session=True,
+        )
+        workers.append(process)
+        time.sleep(0.5)
+        assert process.poll() is None, "the worker exited at start"
+        return process
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in workers:
+        try:
+            process.wait(timeout=20)
+        except Exception:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def sample_repo(tmp_path):
+    """make_sample_repo.py KIND: a real local git repository made by the shared fixture script."""
+    import subprocess
+    import sys
+
+    def make(kind: str, *args: str) -> Path:
+        dest = tmp_path / f"repo-{kind}"
+        subprocess.run(
+            [sys.executable, str(SAMPLE_REPO_SCRIPT), kind, str(dest), *args], check=True, capture_output=True
+        )
+        return dest
+
+    return make

@@ -185,6 +185,7 @@ class EnvironmentSerializer(serializers.Serializer):
     readyAt = serializers.DateTimeField(source="ready_at", allow_null=True)  # noqa: N815
 
 
+@extend_schema_serializer(many=False)  # a page object, not an array
 class EnvironmentListSerializer(serializers.Serializer):
     environments = EnvironmentSerializer(many=True)
     pagination = PaginationSerializer()

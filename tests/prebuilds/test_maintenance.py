@@ -153,3 +153,15 @@ def test_a_failed_prebuild_posts_to_the_project_webhook(org):
     assert received[0]["event"] == "prebuild.failed"
     assert received[0]["prebuild"]["id"] == str(prebuild.id)
     assert received[0]["prebuild"]["failureMessage"] == "onCreateCommand exited with status 3"
+
+
+def test_reaper_resends_a_pending_prebuild_once_per_period_not_every_pass(org, settings):
+    settings.PREBUILD_REQUEUE_AFTER = timedelta(minutes=2)
+    prebuild = services.prebuild_create(actor=org.member, project=org.project)
+    Prebuild.objects.filter(id=prebuild.id).update(
+        created_at=timezone.now() - timedelta(minutes=10), enqueued_at=timezone.now() - timedelta(minutes=3)
+    )
+    assert maintenance.reap()["requeued"] == 1
+    assert maintenance.reap()["requeued"] == 0  # just sent: not again until the period has passed
+    Prebuild.objects.filter(id=prebuild.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))
+    assert maintenance.reap()["requeued"] == 1
