@@ -1,6 +1,8 @@
 """The REST API under /api/v1/, its OpenAPI schema at /api/schema/ and the docs at /api/docs/."""
 
+from django.http import HttpResponse
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -19,10 +21,16 @@ DOCS_POLICY = (
 
 
 class DocsPolicy:
+    @extend_schema(exclude=True)  # a page about the API, not part of it
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_POLICY
         return response
+
+    def options(self, request, *args, **kwargs):
+        # DRF would describe the view with its HTML template renderer, which has no template for
+        # that: answer plainly instead of failing.
+        return HttpResponse(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
 
 
 class SwaggerView(DocsPolicy, SpectacularSwaggerSplitView):
