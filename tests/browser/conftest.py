@@ -12,20 +12,29 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.pages.conftest import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
 
-# Playwright's sync API keeps an event loop in the test's thread; Django's ORM refuses to run where
-# an event loop is running unless told this is fine (the test thread never awaits anything itself).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Package scope: the browser (and Playwright's event loop) is gone once the browser tests are done.
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop in the test's thread; Django's ORM refuses to run
+    # where an event loop is running unless told this is fine (the test thread never awaits). Set
+    # for as long as that loop exists, and no longer: later tests and their processes must not
+    # inherit it (`check --deploy` rightly refuses it).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch(sync_playwright)
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def _launch(sync_playwright):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
