@@ -14,12 +14,7 @@ def dashboard(request):
         return {}
 
     def active_prebuilds():
-        return (
-            Prebuild.objects.visible_to(user)
-            .filter(organization_id=current_organization_id(request))
-            .non_terminal()
-            .count()
-        )
+        return Prebuild.objects.active_in(current_organization_id(request)).count()
 
     return {
         "organization_memberships": lambda: memberships(request),

@@ -37,6 +37,7 @@ class PrebuildTrigger(models.IntegerChoices):
 TERMINAL_PHASES = frozenset(
     {PrebuildPhase.COMPLETED, PrebuildPhase.FAILED, PrebuildPhase.CANCELLED, PrebuildPhase.DELETED}
 )
+NON_TERMINAL_PHASES = frozenset(PrebuildPhase) - TERMINAL_PHASES - {PrebuildPhase.UNSPECIFIED}
 # Phases in which a runner owns the prebuild and must notice a change of desired phase.
 ACTIVE_PHASES = frozenset(
     {
@@ -64,6 +65,12 @@ class PrebuildQuerySet(models.QuerySet):
 
     def non_terminal(self):
         return self.exclude(phase__in=TERMINAL_PHASES)
+
+    def active_in(self, organization_id):
+        """Prebuilds of one organization that are not finished yet. Named phases (not "not
+        terminal") so the database answers from the (organization, phase) index however many
+        finished prebuilds there are. The caller has checked the organization is the user's."""
+        return self.filter(organization_id=organization_id, phase__in=NON_TERMINAL_PHASES)
 
     def for_list(self):
         return self.select_related("project", "environment_class", "creator", "executor")
@@ -119,6 +126,7 @@ class Prebuild(models.Model):
             models.Index(fields=["organization", "-created_at"], name="prebuild_org_created"),
             models.Index(fields=["project", "environment_class", "phase"], name="prebuild_pair_phase"),
             models.Index(fields=["phase", "heartbeat_at"], name="prebuild_phase_heartbeat"),
+            models.Index(fields=["organization", "phase"], name="prebuild_org_phase"),
         ]
 
     def __str__(self):

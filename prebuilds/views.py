@@ -124,10 +124,6 @@ def _list_context(request, query: QueryDict, organization_id, projects) -> dict:
         "is_first_page": not query.get("page"),
         "selected": set(query.getlist("selected")),
         "settled": all(p.is_terminal for p in page.items),
-        "active_count": Prebuild.objects.visible_to(request.user)
-        .filter(organization_id=organization_id)
-        .non_terminal()
-        .count(),
         "can_delete": is_admin(request, organization_id),
     }
 
