@@ -39,6 +39,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_gunicorn(env: dict, *, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """The production web server (gthread) on a free loopback port, once it accepts connections."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+        + ["--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+        + ["--log-level", "warning", "--keep-alive", "30"],
+        env=env,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return server, port
+
+
 # --- database ----------------------------------------------------------------------------------
 
 
@@ -248,21 +268,7 @@ def main() -> int:
             f"database: {'PostgreSQL' if postgres else 'SQLite'} with {seed['count']:,} prebuilds "
             f"(prepared in {time.perf_counter() - started:.0f} s)"
         )
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-            + ["--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads)]
-            + ["--log-level", "warning", "--keep-alive", "30"],
-            env=env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        server, port = start_gunicorn(env, workers=args.workers, threads=args.threads)
         print(
             f"server: gunicorn gthread, {args.workers} workers x {args.threads} threads; load: "
             f"{args.processes} processes x {args.connections} keep-alive connections, {args.seconds:.0f} s each, "

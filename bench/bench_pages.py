@@ -20,8 +20,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import REPO, bench_database_url, free_port, pg_admin, prepare  # noqa: E402
+from bench_api import REPO, bench_database_url, pg_admin, prepare, start_gunicorn  # noqa: E402
 
 POLL_SECONDS = 0.5
 
@@ -166,20 +164,7 @@ def main() -> int:
         for name, r in time_pages(args.samples).items():
             print(f"{name:32s} server time p50 {r['p50_ms']:7.1f} ms   p95 {r['p95_ms']:7.1f} ms   (target <= 100 ms)")
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-            + ["--worker-class", "gthread", "--workers", "2", "--threads", "32", "--log-level", "warning"],
-            env=env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        server, port = start_gunicorn(env, workers=2, threads=32)
         r = log_latency(port, args.viewers, args.seconds)
         print(
             f"log latency, {r['viewers']} viewers polling every {POLL_SECONDS}s: p50 {r['p50_ms']:.0f} ms, "
