@@ -75,6 +75,15 @@ def pg_admin(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
+def fresh_bench_database(url: str) -> str:
+    """An empty `<name>_bench` database beside the one `url` names; returns its URL."""
+    bench_url = bench_database_url(url)
+    name = urlsplit(bench_url).path.lstrip("/")
+    pg_admin(url, f'DROP DATABASE IF EXISTS "{name}"')
+    pg_admin(url, f'CREATE DATABASE "{name}"')
+    return bench_url
+
+
 def prepare(env: dict, n: int) -> dict:
     """Migrate, create an organization, a project, a token and n prebuilds; return ids and token."""
     code = f"""
@@ -255,10 +264,7 @@ def main() -> int:
     env.update(DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="bench.benchsite.settings")
     bench_url = None
     if postgres:
-        bench_url = bench_database_url(database_url)
-        name = urlsplit(bench_url).path.lstrip("/")
-        pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}"')
-        pg_admin(database_url, f'CREATE DATABASE "{name}"')
+        bench_url = fresh_bench_database(database_url)
         env["DATABASE_URL"] = bench_url
     server = None
     try:

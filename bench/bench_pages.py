@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import REPO, bench_database_url, pg_admin, prepare, start_gunicorn  # noqa: E402
+from bench_api import REPO, fresh_bench_database, pg_admin, prepare, start_gunicorn  # noqa: E402
 
 POLL_SECONDS = 0.5
 
@@ -145,10 +145,7 @@ def main() -> int:
     )
     bench_url = None
     if postgres:
-        bench_url = bench_database_url(database_url)
-        name = urlsplit(bench_url).path.lstrip("/")
-        pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}"')
-        pg_admin(database_url, f'CREATE DATABASE "{name}"')
+        bench_url = fresh_bench_database(database_url)
         env["DATABASE_URL"] = bench_url
     server = None
     try:
