@@ -60,9 +60,6 @@ class PrebuildQuerySet(models.QuerySet):
     def not_deleted(self):
         return self.exclude(phase=PrebuildPhase.DELETED)
 
-    def terminal(self):
-        return self.filter(phase__in=TERMINAL_PHASES)
-
     def non_terminal(self):
         return self.exclude(phase__in=TERMINAL_PHASES)
 

@@ -1,6 +1,5 @@
 """Named reads of prebuilds shared by the pages, REST and Connect (one filter, one meaning)."""
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -8,6 +7,7 @@ from django.db.models import QuerySet
 
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
 from projects.errors import InvalidArgument
+from projects.queries import uuids
 
 
 @dataclass
@@ -50,10 +50,3 @@ def prebuilds_for(user, filters: PrebuildFilter | None = None) -> QuerySet:
             environment_class_id__in=uuids(filters.environment_class_ids, "environment_class_ids")
         )
     return queryset
-
-
-def uuids(values, name):
-    try:
-        return [value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in values]
-    except ValueError:
-        raise InvalidArgument(f"filter.{name} must hold UUIDs", field=f"filter.{name}") from None

@@ -178,9 +178,15 @@ def _request_deletion(prebuild: Prebuild) -> Prebuild:
 
     with transaction.atomic():
         prebuild, _ = cas_update(prebuild, version_field="spec_version", mutate=mutate)
-        if prebuild.phase == PrebuildPhase.PENDING or prebuild.phase in TERMINAL_PHASES - {PrebuildPhase.DELETED}:
+        if _unowned(prebuild.phase):
             prebuild = _start_deleting(prebuild)
     return prebuild
+
+
+def _unowned(phase: int) -> bool:
+    """No runner holds it (not started yet, or finished and not yet deleted): the service itself
+    may move it to DELETING."""
+    return phase == PrebuildPhase.PENDING or phase in TERMINAL_PHASES - {PrebuildPhase.DELETED}
 
 
 def _finish_unstarted(prebuild: Prebuild, phase: int) -> Prebuild:
@@ -198,7 +204,7 @@ def _finish_unstarted(prebuild: Prebuild, phase: int) -> Prebuild:
 
 def _start_deleting(prebuild: Prebuild) -> Prebuild:
     def mutate(current: Prebuild):
-        if current.phase not in TERMINAL_PHASES - {PrebuildPhase.DELETED} and current.phase != PrebuildPhase.PENDING:
+        if not _unowned(current.phase):
             return None
         return {"phase": PrebuildPhase.DELETING}
 

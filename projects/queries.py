@@ -4,7 +4,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from projects.errors import NotFound
+from projects.errors import InvalidArgument, NotFound
 
 
 def get_by_id(queryset: QuerySet, object_id, *, label: str, field: str):
@@ -18,3 +18,11 @@ def get_by_id(queryset: QuerySet, object_id, *, label: str, field: str):
     if obj is None:
         raise NotFound(f"{label} {object_id} not found", field=field)
     return obj
+
+
+def uuids(values, name):
+    """List filter values as UUIDs; a malformed one is an invalid filter (named by `name`)."""
+    try:
+        return [value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in values]
+    except ValueError:
+        raise InvalidArgument(f"filter.{name} must hold UUIDs", field=f"filter.{name}") from None

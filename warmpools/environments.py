@@ -83,7 +83,7 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
                 WarmPool.objects.filter(id=pool.id).update(
                     hits=F("hits") + 1, idle_instance_seconds=F("idle_instance_seconds") + idle
                 )
-                _backfill(pool)
+                services.schedule_reconcile(pool)  # the backfill
             return environment
         WarmPool.objects.filter(id=pool.id).update(misses=F("misses") + 1)
     snapshot = services.newest_snapshot(project.id, environment_class.id)
@@ -100,7 +100,7 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
 
         transaction.on_commit(lambda: tasks.build_environment.apply_async(args=[environment_id], queue=queue))
         if pool is not None:
-            _backfill(pool)  # demand just rose: the autoscaler may want more instances
+            services.schedule_reconcile(pool)  # demand just rose: the autoscaler may want more instances
     return environment
 
 
@@ -122,10 +122,6 @@ def _claim_instance(pool: WarmPool) -> PoolInstance | None:
             if taken:
                 return PoolInstance.objects.get(id=instance_id)
     return None
-
-
-def _backfill(pool: WarmPool) -> None:
-    services.schedule_reconcile(pool)
 
 
 def build(environment_id) -> Environment | None:

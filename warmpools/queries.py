@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from prebuilds.queries import uuids
+from projects.queries import uuids
 from warmpools.models import WarmPool
 
 
