@@ -55,7 +55,7 @@ class PrebuildQuerySet(models.QuerySet):
         """Prebuilds of the user's organizations, except those already deleted."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(organization__memberships__user=user).exclude(phase=PrebuildPhase.DELETED)
+        return self.filter(organization_id__in=list(user.organization_roles)).exclude(phase=PrebuildPhase.DELETED)
 
     def not_deleted(self):
         return self.exclude(phase=PrebuildPhase.DELETED)

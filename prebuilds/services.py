@@ -46,9 +46,14 @@ STATUS_FIELDS = frozenset(
 )
 
 
-def prebuild_get(*, user, prebuild_id) -> Prebuild:
-    """A prebuild the user may see; NotFound otherwise (deleted, another organization, bad id)."""
-    return get_by_id(Prebuild.objects.visible_to(user).for_list(), prebuild_id, label="prebuild", field="prebuild_id")
+def prebuild_get(*, user, prebuild_id, related: bool = False) -> Prebuild:
+    """A prebuild the user may see; NotFound otherwise (deleted, another organization, bad id).
+    `related` joins the project, class and people, for pages that show their names; the APIs
+    read only the *_id columns, and the joins would only cost time."""
+    queryset = Prebuild.objects.visible_to(user)
+    if related:
+        queryset = queryset.for_list()
+    return get_by_id(queryset, prebuild_id, label="prebuild", field="prebuild_id")
 
 
 def resolve_environment_class(project: Project, environment_class_id) -> EnvironmentClass:

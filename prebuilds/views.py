@@ -202,7 +202,7 @@ def _apply_bulk(request, action: str, ids: list[str]) -> None:
 @require_GET
 def prebuild_detail(request, pk):
     try:
-        prebuild = services.prebuild_get(user=request.user, prebuild_id=pk)
+        prebuild = services.prebuild_get(user=request.user, prebuild_id=pk, related=True)
     except NotFound:
         if request.htmx:
             # Polled while it was being deleted: say so, and stop polling.
@@ -299,7 +299,7 @@ def prebuild_cancel(request, pk):
     prebuild = services.prebuild_get(user=request.user, prebuild_id=pk)
     prebuild = services.prebuild_cancel(actor=request.user, prebuild=prebuild)
     if request.htmx:
-        context = _detail_context(request, services.prebuild_get(user=request.user, prebuild_id=pk))
+        context = _detail_context(request, services.prebuild_get(user=request.user, prebuild_id=pk, related=True))
         return render(request, "prebuilds/detail.html#status", context)
     messages.success(request, "Cancellation requested." if not prebuild.is_terminal else "Prebuild cancelled.")
     return redirect("prebuilds:detail", pk=pk)

@@ -3,6 +3,7 @@ body, paging, the duration format and the JSON form of gitpod.v1 messages."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_serializer,
 )
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.response import Response
@@ -173,8 +175,79 @@ class PaginationSerializer(serializers.Serializer):
 
 def message_data(message) -> dict:
     """The JSON form of a gitpod.v1 message, as the Connect JSON codec writes it, except that fields
-    at their default value are written too (REST clients then always see every field)."""
-    return MessageToDict(message, always_print_fields_with_no_presence=True)
+    at their default value are written too (REST clients then always see every field): exactly
+    `MessageToDict(message, always_print_fields_with_no_presence=True)`.
+
+    protobuf's MessageToDict is generic pure Python and cost more than the rest of a 25-item list
+    request; this walks a plan made once per message type instead. Kinds the plan does not cover
+    (repeated, maps, floats, bytes, other well-known types) go to MessageToDict, and a test holds
+    the two equal on real prebuilds and pools."""
+    plan = _json_plan(message.DESCRIPTOR)
+    if plan is None:
+        return MessageToDict(message, always_print_fields_with_no_presence=True)
+    data = {}
+    for name, json_name, kind, has_presence, enum_values in plan:
+        if has_presence and not message.HasField(name):
+            continue
+        value = getattr(message, name)
+        if kind == "plain":
+            data[json_name] = value
+        elif kind == "int64":
+            data[json_name] = str(value)  # protobuf JSON writes 64-bit integers as strings
+        elif kind == "enum":
+            data[json_name] = enum_values[value].name if value in enum_values else value
+        elif kind == "well-known":
+            data[json_name] = value.ToJsonString()
+        else:
+            data[json_name] = message_data(value)
+    return data
+
+
+_PLAIN_TYPES = {
+    FieldDescriptor.TYPE_STRING,
+    FieldDescriptor.TYPE_BOOL,
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_SFIXED32,
+}
+_INT64_TYPES = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+_WELL_KNOWN = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
+
+
+@functools.cache
+def _json_plan(descriptor):
+    """(name, JSON name, kind, has presence, enum values by number) per field; None when a field is
+    of a kind message_data leaves to MessageToDict."""
+    plan = []
+    for field in descriptor.fields:
+        enum_values = None
+        if field.label == FieldDescriptor.LABEL_REPEATED:
+            return None
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.full_name in _WELL_KNOWN:
+                kind = "well-known"
+            elif field.message_type.full_name.startswith("google.protobuf."):
+                return None
+            else:
+                kind = "message"
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            kind, enum_values = "enum", field.enum_type.values_by_number
+        elif field.type in _INT64_TYPES:
+            kind = "int64"
+        elif field.type in _PLAIN_TYPES:
+            kind = "plain"
+        else:
+            return None
+        plan.append((field.name, field.json_name, kind, field.has_presence, enum_values))
+    return tuple(plan)
 
 
 def query(serializer_class, request):
@@ -218,7 +291,7 @@ class EnvironmentClassViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[PageQuerySerializer], responses=responses({200: EnvironmentClassListSerializer}, 400))
     def list(self, request):
         """Environment classes of the caller's organizations."""
-        queryset = EnvironmentClass.objects.filter(runner__organization__memberships__user=request.user)
+        queryset = EnvironmentClass.objects.filter(runner__organization_id__in=list(request.user.organization_roles))
         return page_of(
             queryset.select_related("runner"),
             request,
@@ -364,7 +437,7 @@ def _organization_for_create(user, organization_id) -> Organization:
         if organization is None:
             raise NotFound(f"organization {organization_id} not found", field="organization_id")
         return organization  # the service checks the caller is one of its admins
-    organizations = list(Organization.objects.filter(memberships__user=user)[:2])
+    organizations = list(Organization.objects.filter(pk__in=list(user.organization_roles))[:2])
     if len(organizations) != 1:
         raise InvalidArgument(
             "organization_id is required: you belong to several organizations (or none)", field="organization_id"

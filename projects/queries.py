@@ -14,10 +14,11 @@ def get_by_id(queryset: QuerySet, object_id, *, label: str, field: str):
         key = object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(str(object_id))
     except (ValueError, TypeError, AttributeError):
         raise NotFound(f"{label} {object_id} not found", field=field) from None
-    obj = queryset.filter(pk=key).first()
-    if obj is None:
-        raise NotFound(f"{label} {object_id} not found", field=field)
-    return obj
+    try:
+        # get() drops the model's ordering, which a lookup by key does not need.
+        return queryset.get(pk=key)
+    except queryset.model.DoesNotExist:
+        raise NotFound(f"{label} {object_id} not found", field=field) from None
 
 
 def uuids(values, name):

@@ -35,6 +35,8 @@ def memberships(request) -> list[Membership]:
             Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
         )
         request._memberships = cached
+        # The same rows answer the services' role checks and visibility filters for this request.
+        request.user.__dict__.setdefault("organization_roles", {m.organization_id: m.role for m in cached})
     return cached
 
 

@@ -26,7 +26,7 @@ class WarmPoolQuerySet(models.QuerySet):
     def visible_to(self, user):
         if not user.is_authenticated:
             return self.none()
-        return self.filter(organization__memberships__user=user).exclude(phase=WarmPoolPhase.DELETED)
+        return self.filter(organization_id__in=list(user.organization_roles)).exclude(phase=WarmPoolPhase.DELETED)
 
     def not_deleted(self):
         return self.exclude(phase=WarmPoolPhase.DELETED)
@@ -140,7 +140,7 @@ class EnvironmentQuerySet(models.QuerySet):
     def visible_to(self, user):
         if not user.is_authenticated:
             return self.none()
-        return self.filter(organization__memberships__user=user).exclude(phase=EnvironmentPhase.DELETED)
+        return self.filter(organization_id__in=list(user.organization_roles)).exclude(phase=EnvironmentPhase.DELETED)
 
     def for_list(self):
         return self.select_related("project", "environment_class", "creator", "pool")

@@ -9,7 +9,9 @@ from django.test import Client
 from prebuilds import services as prebuild_services
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import Prebuild, PrebuildTrigger
-from projects.models import Project
+from projects.models import ApiToken, Membership, Project, Role
+from projects.services import api_token_revoke, membership_set
+from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
 
@@ -311,3 +313,33 @@ def test_schema_and_docs_are_served(client):
     start_up = client.get("/api/docs/?script=")
     assert (start_up.status_code, start_up["Content-Type"]) == (200, "application/javascript")
     assert client.get("/api/docs/redoc/").status_code == 200
+
+
+def test_a_used_token_stops_working_at_once_when_revoked_or_its_user_changes(org, tokens):
+    """Checked tokens are remembered for a few seconds (projects.services.API_TOKEN_CACHE_SECONDS);
+    revocation, deactivation and membership changes must still take effect on the next request."""
+    prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
+    member = Api(tokens["member"])
+    path = f"/api/v1/prebuilds/{prebuild.id}/"
+    assert member.rest("get", path).status_code == 200
+    # A member may not delete; promoted, the same (remembered) token may at once.
+    assert member.rest("delete", path).status_code == 403
+    membership_set(organization=org.organization, user=org.member, role=Role.ADMIN)
+    assert member.rest("delete", path).status_code == 204
+
+    other = prebuild_services.prebuild_create(actor=org.admin, project=org.project)
+    path = f"/api/v1/prebuilds/{other.id}/"
+    assert member.rest("get", path).status_code == 200
+    Membership.objects.filter(user=org.member, organization=org.organization).delete()  # as the admin site does
+    assert member.rest("get", path).status_code == 404
+
+    admin = Api(tokens["admin"])
+    assert admin.rest("get", path).status_code == 200
+    org.admin.is_active = False
+    org.admin.save()
+    assert admin.rest("get", path).status_code == 401
+
+    outsider = Api(tokens["outsider"])
+    assert outsider.rest("get", "/api/v1/prebuilds/").status_code == 200
+    api_token_revoke(actor=org.outsider, token=ApiToken.objects.get(user=org.outsider))
+    assert outsider.rest("get", "/api/v1/prebuilds/").status_code == 401
