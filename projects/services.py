@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import django.dispatch
 from django.conf import settings
-from django.core.cache import cache
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
