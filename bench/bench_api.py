@@ -109,6 +109,10 @@ for i in range({n}):
     if len(batch) == 5000:
         Prebuild.objects.bulk_create(batch); batch = []
 Prebuild.objects.bulk_create(batch)
+# A live database's statistics are kept by autovacuum; after a bulk load they must be gathered
+# before measuring, or the planner still believes the table is empty.
+from django.db import connection
+connection.cursor().execute("ANALYZE")
 ids = [str(i) for i in Prebuild.objects.order_by("?").values_list("id", flat=True)[:1000]]
 print(json.dumps({{"token": token, "ids": ids, "count": Prebuild.objects.count()}}))
 """

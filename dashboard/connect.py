@@ -29,7 +29,7 @@ from gitpod.v1.prebuild_connect import PrebuildServiceSync, PrebuildServiceWSGIA
 from google.protobuf.json_format import Parse
 
 from prebuilds import services as prebuild_services
-from prebuilds.proto import prebuild_message
+from prebuilds.proto import prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
 from projects import services as project_services
 from projects.authentication import ApiTokenThrottle, authenticate_bearer
@@ -120,8 +120,7 @@ class PrebuildService(PrebuildServiceSync):
             creator_ids=_uuid_list(f.creator_ids, "filter.creator_ids"),
             executor_ids=_uuid_list(f.executor_ids, "filter.executor_ids"),
         )
-        # The wire form reads only *_id columns: the list's joins would only cost time.
-        page = paginate(prebuilds_for(_actor.get(), filters).select_related(None), **_page(request))
+        page = paginate(wire_rows(prebuilds_for(_actor.get(), filters)), **_page(request))
         return pb.ListPrebuildsResponse(
             prebuilds=[prebuild_message(p) for p in page.items],
             pagination=PaginationResponse(next_token=page.next_token),

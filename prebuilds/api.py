@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from prebuilds import services
-from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message
+from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
 from projects import services as project_services
 from projects.api import (
@@ -132,9 +132,7 @@ class PrebuildViewSet(viewsets.ViewSet):
             creator_ids=params.get("creator_ids", []),
             executor_ids=params.get("executor_ids", []),
         )
-        # The wire form reads only *_id columns: the list's joins would only cost time.
-        queryset = prebuilds_for(request.user, filters).select_related(None)
-        return page_of(queryset, request, "prebuilds", prebuild_data)
+        return page_of(wire_rows(prebuilds_for(request.user, filters)), request, "prebuilds", prebuild_data, params)
 
     @extend_schema(request=CreatePrebuildSerializer, responses=responses({201: PrebuildSerializer}, 400, 403, 404))
     def create(self, request):

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from prebuilds import logstore
 from prebuilds.logtokens import logs_token_verify
-from prebuilds.models import Prebuild, PrebuildPhase
+from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase
 from projects.errors import Unauthenticated
 
 
@@ -37,9 +37,6 @@ def prebuild_logs(request, prebuild_id):
         logs_token_verify(token, prebuild_id=prebuild_id)
     except Unauthenticated as exc:
         return _error("unauthenticated", exc.message, 401)
-    prebuild = Prebuild.objects.exclude(phase=PrebuildPhase.DELETED).filter(id=prebuild_id).first()
-    if prebuild is None:
-        return _error("not_found", f"prebuild {prebuild_id} not found", 404)
     try:
         after, before, tail = (_int_param(request, n) for n in ("after", "before", "tail"))
         limit = _int_param(request, "limit") or 1000
@@ -47,14 +44,25 @@ def prebuild_logs(request, prebuild_id):
         return _error("invalid_argument", str(exc), 400)
     if sum(x is not None for x in (after, before, tail)) > 1:
         return _error("invalid_argument", "give at most one of after, before and tail", 400)
-    page = logstore.read(prebuild, after=after, before=before, tail=tail, limit=limit)
+    # Only the phase: every open log panel asks about twice a second, so each query counts.
+    phase = (
+        Prebuild.objects.exclude(phase=PrebuildPhase.DELETED)
+        .filter(id=prebuild_id)
+        .values_list("phase", flat=True)
+        .order_by()
+        .first()
+    )
+    if phase is None:
+        return _error("not_found", f"prebuild {prebuild_id} not found", 404)
+    # More can come until the prebuild is terminal (the worker flushes before finishing).
+    more = phase not in TERMINAL_PHASES and phase != PrebuildPhase.DELETING
+    page = logstore.read(prebuild_id, after=after, before=before, tail=tail, limit=limit, live=more)
     return JsonResponse(
         {
             "lines": [line.as_json() for line in page.lines],
             "first": page.first,
             "last": page.last,
-            # More can come until the prebuild is terminal (the worker flushes before finishing).
-            "more": not prebuild.is_terminal and prebuild.phase != PrebuildPhase.DELETING,
-            "phase": f"PREBUILD_PHASE_{PrebuildPhase(prebuild.phase).name}",
+            "more": more,
+            "phase": f"PREBUILD_PHASE_{PrebuildPhase(phase).name}",
         }
     )

@@ -60,19 +60,36 @@ def next_seq(prebuild_id) -> int:
 
 
 def read(
-    prebuild: Prebuild,
+    prebuild,
     *,
     after: int | None = None,
     before: int | None = None,
     tail: int | None = None,
     limit: int = 1000,
+    live: bool = False,
 ) -> LogPage:
-    """Lines after `after` (oldest first), or before `before`, or the last `tail` lines."""
+    """Lines after `after` (oldest first), or before `before`, or the last `tail` lines, of a
+    prebuild (or prebuild id). `live`: the caller has just read the prebuild's phase as one before
+    the end, so its lines are in chunks only (an archive is made once it is terminal), and the
+    archive lookup, a query on every poll of a live log panel, is skipped."""
+    prebuild_id = getattr(prebuild, "pk", prebuild)
     limit = max(1, min(limit, MAX_READ_LINES))
-    archive = PrebuildLogArchive.objects.filter(prebuild=prebuild).only("prebuild_id", "line_count").first()
-    if archive is not None:
-        return _slice(_archived_lines(str(prebuild.pk), archive.line_count), after, before, tail, limit)
-    return _read_chunks(prebuild, after, before, tail, limit)
+    if not live:
+        page = _read_archive(prebuild_id, after, before, tail, limit)
+        if page is not None:
+            return page
+    page = _read_chunks(prebuild_id, after, before, tail, limit)
+    if page.last is None and not live:
+        # Archived between the two reads: archive() packs and deletes the chunks in one transaction.
+        page = _read_archive(prebuild_id, after, before, tail, limit) or page
+    return page
+
+
+def _read_archive(prebuild_id, after, before, tail, limit) -> LogPage | None:
+    archive = PrebuildLogArchive.objects.filter(prebuild_id=prebuild_id).only("prebuild_id", "line_count").first()
+    if archive is None:
+        return None
+    return _slice(_archived_lines(str(prebuild_id), archive.line_count), after, before, tail, limit)
 
 
 def _slice(lines: tuple[LogLine, ...], after, before, tail, limit) -> LogPage:
@@ -90,8 +107,8 @@ def _slice(lines: tuple[LogLine, ...], after, before, tail, limit) -> LogPage:
     return LogPage(lines=list(selected), first=first, last=last)
 
 
-def _read_chunks(prebuild: Prebuild, after, before, tail, limit) -> LogPage:
-    chunks = PrebuildLogChunk.objects.filter(prebuild=prebuild)
+def _read_chunks(prebuild_id, after, before, tail, limit) -> LogPage:
+    chunks = PrebuildLogChunk.objects.filter(prebuild_id=prebuild_id)
     bounds = chunks.aggregate(first=Min("first_seq"), last=Max("last_seq"))
     if bounds["last"] is None:
         return LogPage(lines=[], first=None, last=None)

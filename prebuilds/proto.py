@@ -1,12 +1,13 @@
 """A prebuild in its wire form, gitpod.v1.Prebuild: the one conversion both APIs use.
 
 The Connect API sends this message; the REST API sends its JSON form (json_format.MessageToDict),
-so the two cannot drift apart. Only `*_id` columns are read, so converting a page of prebuilds
-never touches another table.
+so the two cannot drift apart. Only the prebuild's own columns are read (WIRE_COLUMNS), so
+converting a page of prebuilds never touches another table.
 """
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.identity_pb2 import Subject
 
@@ -19,7 +20,41 @@ PHASE_NAMES = [pb.PrebuildPhase.Name(value) for value in PrebuildPhase.values if
 TRIGGER_NAMES = [pb.PrebuildMetadata.PrebuildTrigger.Name(value) for value in PrebuildTrigger.values if value]
 
 
+# The columns prebuild_message reads. API lists fetch only these, as named rows: making 25 model
+# instances (every column, every datetime parsed) cost more than the rest of a list request.
+WIRE_COLUMNS = (
+    "id",
+    "organization_id",
+    "project_id",
+    "environment_class_id",
+    "creator_id",
+    "creator_principal",
+    "created_at",
+    "updated_at",
+    "triggered_by",
+    "executor_id",
+    "spec_version",
+    "desired_phase",
+    "timeout",
+    "phase",
+    "completion_time",
+    "failure_message",
+    "warning_message",
+    "log_url",
+    "environment_id",
+    "status_version",
+    "snapshot_completion_percentage",
+    "snapshot_size_bytes",
+)
+
+
+def wire_rows(queryset: QuerySet) -> QuerySet:
+    """`queryset` as rows of WIRE_COLUMNS, ready for prebuild_message (no joins: it reads ids only)."""
+    return queryset.select_related(None).values_list(*WIRE_COLUMNS, named=True)
+
+
 def prebuild_message(prebuild: Prebuild) -> pb.Prebuild:
+    """The wire form of a prebuild, or of a row of wire_rows()."""
     return pb.Prebuild(
         id=str(prebuild.id),
         metadata=pb.PrebuildMetadata(

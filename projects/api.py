@@ -256,8 +256,11 @@ def query(serializer_class, request):
     return serializer.validated_data
 
 
-def page_of(queryset, request, name: str, render) -> Response:
-    params = query(PageQuerySerializer, request)
+def page_of(queryset, request, name: str, render, params: dict | None = None) -> Response:
+    """One page of `queryset` as {name: [...], "pagination": {"nextToken"}}. `params` are the
+    request's query parameters when the caller has validated them already (with a serializer
+    extending PageQuerySerializer)."""
+    params = params if params is not None else query(PageQuerySerializer, request)
     page = paginate(queryset, page_size=params["page_size"], token=params["token"])
     return Response({name: [render(item) for item in page.items], "pagination": {"nextToken": page.next_token}})
 

@@ -34,7 +34,8 @@ def page_size_or_default(page_size: int | None) -> int:
 
 
 def _encode(obj) -> str:
-    raw = json.dumps({"c": obj.created_at.isoformat(), "i": str(obj.pk)}, separators=(",", ":")).encode()
+    # `id`, not `pk`: lists may page over rows of values_list(named=True) as well as models.
+    raw = json.dumps({"c": obj.created_at.isoformat(), "i": str(obj.id)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

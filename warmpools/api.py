@@ -115,7 +115,8 @@ class WarmPoolViewSet(viewsets.ViewSet):
             project_ids=params.get("project_ids", []),
             environment_class_ids=params.get("environment_class_ids", []),
         )
-        return page_of(queryset.select_related(None), request, "warmPools", warm_pool_data)  # ids only: no joins
+        # The wire form reads ids only: no joins.
+        return page_of(queryset.select_related(None), request, "warmPools", warm_pool_data, params)
 
     @extend_schema(
         request=CreateWarmPoolSerializer,

@@ -5,8 +5,10 @@ from django.urls import path
 
 from dashboard.urls import urlpatterns as site
 from prebuilds.models import Prebuild
+from prebuilds.proto import WIRE_COLUMNS
 
-FIELDS = ("id", "project_id", "phase", "created_at", "updated_at", "timeout")
+# The columns the API's wire form reads: the bare views do the same read, minus the framework.
+FIELDS = WIRE_COLUMNS
 
 
 def bare(request):

@@ -9,8 +9,8 @@ from gitpod.v1.pagination_pb2 import PaginationRequest
 from google.protobuf.json_format import MessageToDict
 
 from prebuilds import services as prebuild_services
-from prebuilds.models import PrebuildPhase
-from prebuilds.proto import prebuild_message
+from prebuilds.models import Prebuild, PrebuildPhase
+from prebuilds.proto import prebuild_message, wire_rows
 from projects.api import message_data
 from warmpools import services as pool_services
 from warmpools.proto import warm_pool_message
@@ -43,10 +43,13 @@ def test_prebuilds_in_every_state_read_as_protobuf_writes_them(org):
     cancelled = prebuild_services.prebuild_create(actor=org.member, project=org.project)
     prebuild_services.prebuild_cancel(actor=org.member, prebuild=cancelled)
 
+    rows = {row.id: row for row in wire_rows(Prebuild.objects.all())}
     for prebuild in (pending, failed, completed, cancelled):
         prebuild.refresh_from_db()
         message = prebuild_message(prebuild)
         assert message_data(message) == protobuf_json(message)
+        # Lists convert rows of the wire columns, not models: the same message.
+        assert prebuild_message(rows[prebuild.id]) == message
     completed_data = message_data(prebuild_message(completed))
     assert completed_data["status"]["snapshotSizeBytes"] == str(2**40 + 7)
     assert completed_data["status"]["phase"] == "PREBUILD_PHASE_COMPLETED"
