@@ -47,10 +47,12 @@ def append(prebuild_id, first_seq: int, lines: list[tuple[str, str, str]]) -> in
     if not lines:
         return first_seq
     packed = [[step, stream, text[:MAX_LINE_CHARS]] for step, stream, text in lines]
-    PrebuildLogChunk.objects.create(
-        prebuild_id=prebuild_id, first_seq=first_seq, last_seq=first_seq + len(packed) - 1, lines=packed
-    )
-    return first_seq + len(packed)
+    last_seq = first_seq + len(packed) - 1
+    with transaction.atomic():
+        PrebuildLogChunk.objects.create(prebuild_id=prebuild_id, first_seq=first_seq, last_seq=last_seq, lines=packed)
+        # A column update only: it leaves status_version, and so every status write, alone.
+        Prebuild.objects.filter(pk=prebuild_id).update(log_last_seq=last_seq)
+    return last_seq + 1
 
 
 def next_seq(prebuild_id) -> int:
@@ -66,20 +68,25 @@ def read(
     before: int | None = None,
     tail: int | None = None,
     limit: int = 1000,
-    live: bool = False,
+    live_last: int | None = None,
 ) -> LogPage:
     """Lines after `after` (oldest first), or before `before`, or the last `tail` lines, of a
-    prebuild (or prebuild id). `live`: the caller has just read the prebuild's phase as one before
-    the end, so its lines are in chunks only (an archive is made once it is terminal), and the
-    archive lookup, a query on every poll of a live log panel, is skipped."""
+    prebuild (or prebuild id).
+
+    `live_last`: the caller has just read the prebuild's phase as one before the end, and its
+    log_last_seq with it. Its lines are then in chunks only (an archive is made once it is
+    terminal), numbered 1..live_last, so neither the archive lookup nor the bounds query is needed,
+    and a panel asking "anything after N?" when there is nothing costs no query at all."""
     prebuild_id = getattr(prebuild, "pk", prebuild)
     limit = max(1, min(limit, MAX_READ_LINES))
-    if not live:
-        page = _read_archive(prebuild_id, after, before, tail, limit)
-        if page is not None:
-            return page
+    if live_last is not None:
+        bounds = {"first": 1 if live_last else None, "last": live_last or None}
+        return _read_chunks(prebuild_id, after, before, tail, limit, bounds)
+    page = _read_archive(prebuild_id, after, before, tail, limit)
+    if page is not None:
+        return page
     page = _read_chunks(prebuild_id, after, before, tail, limit)
-    if page.last is None and not live:
+    if page.last is None:
         # Archived between the two reads: archive() packs and deletes the chunks in one transaction.
         page = _read_archive(prebuild_id, after, before, tail, limit) or page
     return page
@@ -107,9 +114,10 @@ def _slice(lines: tuple[LogLine, ...], after, before, tail, limit) -> LogPage:
     return LogPage(lines=list(selected), first=first, last=last)
 
 
-def _read_chunks(prebuild_id, after, before, tail, limit) -> LogPage:
+def _read_chunks(prebuild_id, after, before, tail, limit, bounds: dict | None = None) -> LogPage:
     chunks = PrebuildLogChunk.objects.filter(prebuild_id=prebuild_id)
-    bounds = chunks.aggregate(first=Min("first_seq"), last=Max("last_seq"))
+    if bounds is None:
+        bounds = chunks.aggregate(first=Min("first_seq"), last=Max("last_seq"))
     if bounds["last"] is None:
         return LogPage(lines=[], first=None, last=None)
     if tail is not None:
@@ -119,26 +127,20 @@ def _read_chunks(prebuild_id, after, before, tail, limit) -> LogPage:
         low = before - limit
         rows = chunks.filter(first_seq__lt=before, last_seq__gte=low).order_by("first_seq")
         lines = [line for line in _expand(rows) if low <= line.seq < before]
+    elif (after or 0) >= bounds["last"]:
+        lines = []  # nothing new: what a polling panel hears most
     else:
         after = after or 0
-        rows = chunks.filter(last_seq__gt=after).order_by("first_seq")
-        lines = []
-        for line in _expand(_bounded(rows, limit)):
-            if line.seq > after:
-                lines.append(line)
-                if len(lines) == limit:
-                    break
+        # The writer numbers lines without gaps, so the lines wanted lie in the chunks overlapping
+        # (after, after + limit]: one plain query however long the log (a live panel asks twice a
+        # second; a server-side cursor cost several round trips per ask).
+        rows = chunks.filter(last_seq__gt=after, first_seq__lte=after + limit).order_by("first_seq")
+        # (Lines written since the caller read live_last wait for the next ask: the page stays whole.)
+        lines = [line for line in _expand(rows) if after < line.seq <= bounds["last"]][:limit]
+        if not lines and bounds["last"] > after:
+            # A gap (lines never stored): go on from the next chunk there is.
+            lines = [line for line in _expand(chunks.filter(last_seq__gt=after).order_by("first_seq")[:1])][:limit]
     return LogPage(lines=lines, first=bounds["first"], last=bounds["last"])
-
-
-def _bounded(rows, limit):
-    """Chunks hold many lines each: fetch a few at a time rather than the whole log."""
-    taken = 0
-    for chunk in rows.iterator(chunk_size=20):
-        yield chunk
-        taken += chunk.last_seq - chunk.first_seq + 1
-        if taken >= limit * 2:
-            return
 
 
 def _expand(rows):

@@ -114,6 +114,10 @@ class Prebuild(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     commit_id = models.CharField(max_length=64, blank=True, default="")
     snapshot_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The sequence number of the last log line stored (0: none yet), kept by logstore.append in
+    # the same transaction as the lines: an open log panel asks about twice a second whether
+    # anything is new, and this row alone answers.
+    log_last_seq = models.PositiveIntegerField(default=0)
 
     objects = PrebuildQuerySet.as_manager()
 

@@ -30,22 +30,37 @@ def texts(page):
     return [line.text for line in page.lines]
 
 
-@pytest.mark.parametrize("archived", [False, True], ids=["live", "archived"])
-def test_reads_from_any_offset_the_same_live_or_archived(prebuild, archived):
+@pytest.mark.parametrize("source", ["chunks", "live", "archived"])
+def test_reads_from_any_offset_the_same_from_chunks_live_or_archived(prebuild, source):
     write(prebuild, 50)
-    if archived:
+    if source == "archived":
         logstore.archive(prebuild)
         assert not PrebuildLogChunk.objects.filter(prebuild=prebuild).exists()
-    assert texts(logstore.read(prebuild, after=0, limit=5)) == [f"line {i}" for i in range(5)]
-    assert texts(logstore.read(prebuild, after=45)) == [f"line {i}" for i in range(45, 50)]
-    assert texts(logstore.read(prebuild, after=10, limit=3)) == ["line 10", "line 11", "line 12"]
-    assert texts(logstore.read(prebuild, tail=3)) == ["line 47", "line 48", "line 49"]
-    assert texts(logstore.read(prebuild, before=4)) == ["line 0", "line 1", "line 2"]
-    assert texts(logstore.read(prebuild, before=20, limit=2)) == ["line 17", "line 18"]
-    page = logstore.read(prebuild, after=50)
+    # "live": as the endpoint reads a running prebuild, with the counter kept on its row.
+    live_last = Prebuild.objects.get(pk=prebuild.pk).log_last_seq if source == "live" else None
+
+    def read(**kwargs):
+        return logstore.read(prebuild, live_last=live_last, **kwargs)
+
+    assert texts(read(after=0, limit=5)) == [f"line {i}" for i in range(5)]
+    assert texts(read(after=45)) == [f"line {i}" for i in range(45, 50)]
+    assert texts(read(after=10, limit=3)) == ["line 10", "line 11", "line 12"]
+    assert texts(read(tail=3)) == ["line 47", "line 48", "line 49"]
+    assert texts(read(before=4)) == ["line 0", "line 1", "line 2"]
+    assert texts(read(before=20, limit=2)) == ["line 17", "line 18"]
+    page = read(after=50)
     assert (page.lines, page.first, page.last) == ([], 1, 50)
-    line = logstore.read(prebuild, after=1, limit=1).lines[0]
+    line = read(after=1, limit=1).lines[0]
     assert (line.seq, line.step, line.stream) == (2, "onCreateCommand", "stdout")
+
+
+def test_the_prebuild_row_counts_the_lines_stored(prebuild):
+    assert Prebuild.objects.get(pk=prebuild.pk).log_last_seq == 0
+    write(prebuild, 23)
+    assert Prebuild.objects.get(pk=prebuild.pk).log_last_seq == 23
+    # Lines written after a reader saw the counter wait for its next ask: the page stays whole.
+    page = logstore.read(prebuild, after=20, live_last=21)
+    assert ([line.seq for line in page.lines], page.last) == ([21], 21)
 
 
 def test_archive_is_compact_and_idempotent(prebuild):
@@ -85,6 +100,18 @@ def test_a_token_reads_its_prebuild_without_a_session(client, org, prebuild):
     assert [line["text"] for line in body["lines"]] == ["line 7", "line 8", "line 9"]
     assert body["more"] is True and body["phase"] == "PREBUILD_PHASE_PENDING"
     assert (body["first"], body["last"]) == (1, 10)
+
+
+def test_a_live_panel_asking_costs_one_query_when_nothing_is_new_and_two_when_something_is(
+    client, org, prebuild, django_assert_num_queries
+):
+    write(prebuild, 10)
+    token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
+    with django_assert_num_queries(1):
+        assert get_logs(client, prebuild, token, after=10).json()["lines"] == []
+    write(prebuild, 2)
+    with django_assert_num_queries(2):
+        assert [line["seq"] for line in get_logs(client, prebuild, token, after=10).json()["lines"]] == [11, 12]
 
 
 def test_terminal_prebuilds_say_no_more_lines_will_come(client, org, prebuild):
