@@ -404,7 +404,15 @@ def api_token_authenticate(secret: str):
             # The roles come along: the request's visibility filters need them next.
             user.__dict__["organization_roles"] = roles
             return user
-    token = ApiToken.objects.active(now).select_related("user").filter(token_hash=token_hash).first()
+    # The password hash is left out: the user is kept in the cache (Redis in production), and it
+    # has no business there. (A save of a partly loaded user writes only the loaded fields.)
+    token = (
+        ApiToken.objects.active(now)
+        .select_related("user")
+        .defer("user__password")
+        .filter(token_hash=token_hash)
+        .first()
+    )
     if token is None or not token.user.is_active:
         raise Unauthenticated("invalid, expired or revoked API token")
     # Written at most once a minute per token, so busy automation does not turn reads into writes.

@@ -1,16 +1,18 @@
 """The REST API under /api/v1/: shapes, filters and paging, errors, sessions with CSRF, docs."""
 
 import json
+import pickle
 import uuid
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from prebuilds import services as prebuild_services
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import Prebuild, PrebuildTrigger
 from projects.models import ApiToken, Membership, Project, Role
-from projects.services import api_token_revoke, membership_set
+from projects.services import _hash_token, _token_cache_key, api_token_revoke, membership_set
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
@@ -343,3 +345,11 @@ def test_a_used_token_stops_working_at_once_when_revoked_or_its_user_changes(org
     assert outsider.rest("get", "/api/v1/prebuilds/").status_code == 200
     api_token_revoke(actor=org.outsider, token=ApiToken.objects.get(user=org.outsider))
     assert outsider.rest("get", "/api/v1/prebuilds/").status_code == 401
+
+
+def test_the_remembered_token_holds_no_password_hash(org, tokens):
+    assert Api(tokens["member"]).rest("get", "/api/v1/prebuilds/").status_code == 200
+    user, roles, _ = cache.get(_token_cache_key(_hash_token(tokens["member"])))
+    assert user == org.member and roles == {org.organization.id: Role.MEMBER}
+    assert "password" not in user.__dict__
+    assert org.member.password.encode() not in pickle.dumps(user)
