@@ -206,41 +206,21 @@ def execute(prebuild_id: str) -> None:
 
 
 def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None) -> None:
-    warning = outcome.warning_message or ""
-    commit = outcome.commit_id or ""
     if stop_reason == "runner lost":
-        log.warning(
-            "prebuild %s was taken from this worker (%s)",
-            prebuild.id,
-            prebuild.get_phase_display(),
-            extra={"prebuild_id": str(prebuild.id)},
-        )
+        _taken_from_this_worker(prebuild)
         return
-    if outcome.result == "completed":
-        snapshot = outcome.snapshot
-        prebuild = services.prebuild_set_status(
-            prebuild=prebuild,
-            phase=PrebuildPhase.COMPLETED,
-            warning_message=warning,
-            commit_id=commit,
-            snapshot_size_bytes=snapshot.size_bytes,
-            snapshot_sha256=snapshot.sha256,
-        )
-    elif outcome.result == "cancelled":
-        if prebuild.phase != PrebuildPhase.CANCELLING:
-            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
-        prebuild = services.prebuild_set_status(
-            prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
-        )
-        snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written
-    else:
-        prebuild = services.prebuild_set_status(
-            prebuild=prebuild,
-            phase=PrebuildPhase.FAILED,
-            failure_message=outcome.failure_message or "failed",
-            warning_message=warning,
-            commit_id=commit,
-        )
+    result = outcome.result
+    if result == "completed" and stop_reason == "cancelled":
+        # Cancellation was asked for while the snapshot was being finished, and the prebuild already
+        # shows Cancelling: it cannot become Completed, and whoever cancelled gets what they asked.
+        result = "cancelled"
+    try:
+        prebuild = _write_outcome(prebuild, outcome, result)
+    except FailedPrecondition:
+        # Moved on by someone else meanwhile (the reaper, having missed heartbeats): theirs stands.
+        prebuild.refresh_from_db()
+        _taken_from_this_worker(prebuild)
+        return
     log.info(
         "prebuild %s finished: %s",
         prebuild.id,
@@ -248,6 +228,45 @@ def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None
         extra={"prebuild_id": str(prebuild.id), "phase": prebuild.get_phase_display()},
     )
     services.prebuild_finished(prebuild=prebuild)
+
+
+def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) -> Prebuild:
+    warning = outcome.warning_message or ""
+    commit = outcome.commit_id or ""
+    if result == "completed":
+        snapshot = outcome.snapshot
+        return services.prebuild_set_status(
+            prebuild=prebuild,
+            phase=PrebuildPhase.COMPLETED,
+            warning_message=warning,
+            commit_id=commit,
+            snapshot_size_bytes=snapshot.size_bytes,
+            snapshot_sha256=snapshot.sha256,
+        )
+    if result == "cancelled":
+        if prebuild.phase != PrebuildPhase.CANCELLING:
+            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
+        prebuild = services.prebuild_set_status(
+            prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
+        )
+        snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written (or whole)
+        return prebuild
+    return services.prebuild_set_status(
+        prebuild=prebuild,
+        phase=PrebuildPhase.FAILED,
+        failure_message=outcome.failure_message or "failed",
+        warning_message=warning,
+        commit_id=commit,
+    )
+
+
+def _taken_from_this_worker(prebuild: Prebuild) -> None:
+    log.warning(
+        "prebuild %s was taken from this worker (%s)",
+        prebuild.id,
+        prebuild.get_phase_display(),
+        extra={"prebuild_id": str(prebuild.id)},
+    )
 
 
 def delete(prebuild_id: str) -> None:
