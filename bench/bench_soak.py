@@ -293,10 +293,17 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
     for thread in workers:
         thread.start()
     peak: dict[str, int] = dict(memory_start)
+    # RSS at a third and two thirds of the run too, so that warm-up can be told from a leak.
+    checkpoints = [started + (end - started) / 3, started + 2 * (end - started) / 3]
+    memory_middle: list[dict[str, int]] = []
     while time.monotonic() < end:
         time.sleep(5)
-        for name, rss in rss_by_process(topology.pid).items():
+        sample = rss_by_process(topology.pid)
+        for name, rss in sample.items():
             peak[name] = max(peak.get(name, 0), rss)
+        if checkpoints and time.monotonic() >= checkpoints[0]:
+            checkpoints.pop(0)
+            memory_middle.append(sample)
     stop.set()
     for thread in workers:
         thread.join(60)
@@ -323,12 +330,13 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
         )
     print(f"{'all':32} {total:6d} {total / elapsed:7.2f}")
     print(f"errors: {dict(recorder.errors) or 'none'}")
-    print("\nmemory (RSS, MiB): start -> end (peak)")
+    print("\nmemory (RSS, MiB): start -> at 1/3 -> at 2/3 -> end (peak)  growth")
     for name in sorted(set(memory_start) | set(memory_end)):
         start_rss, end_rss = memory_start.get(name), memory_end.get(name)
         fmt = lambda v: f"{v / 1024:6.1f}" if v else "     -"  # noqa: E731
         growth = f"{(end_rss - start_rss) / 1024:+.1f}" if start_rss and end_rss else "(new or gone)"
-        print(f"  {name:40} {fmt(start_rss)} -> {fmt(end_rss)} ({fmt(peak.get(name))})  {growth}")
+        path = " -> ".join(fmt(rss) for rss in [start_rss, *(m.get(name) for m in memory_middle), end_rss])
+        print(f"  {name:40} {path} ({fmt(peak.get(name))})  {growth}")
     by_phase = Counter(Prebuild(phase=p).get_phase_display() for p in phases.elements())
     terminal = all(phase in TERMINAL_PHASES for phase in phases)
     print(f"\nprebuilds created: {len(created)}; by phase: {dict(by_phase)}; all terminal: {terminal}")
