@@ -139,7 +139,7 @@ def _read_chunks(prebuild_id, after, before, tail, limit, bounds: dict | None = 
         lines = [line for line in _expand(rows) if after < line.seq <= bounds["last"]][:limit]
         if not lines and bounds["last"] > after:
             # A gap (lines never stored): go on from the next chunk there is.
-            lines = [line for line in _expand(chunks.filter(last_seq__gt=after).order_by("first_seq")[:1])][:limit]
+            lines = list(_expand(chunks.filter(last_seq__gt=after).order_by("first_seq")[:1]))[:limit]
     return LogPage(lines=lines, first=bounds["first"], last=bounds["last"])
 
 
