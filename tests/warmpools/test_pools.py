@@ -286,7 +286,7 @@ def test_removing_the_class_from_the_configuration_deletes_its_pool(org):
 
 def test_the_autoscaler_follows_demand_steadily():
     pool = WarmPool(min_size=1, max_size=5, status_desired_size=1)
-    now = timezone.now()
+    now = CLAIMS_AT
     assert autoscale.next_target(pool, now, 0) == 1  # never below min
     assert autoscale.next_target(pool, now, 4) == 4  # up at once
     assert autoscale.next_target(pool, now, 40) == 5  # never above max
