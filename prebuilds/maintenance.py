@@ -1,6 +1,10 @@
 """Periodic upkeep, run by beat: the reaper (nothing stays non-terminal), the daily schedule, and
 retention. Each pass works in bounded batches and is idempotent, so overlapping or repeated runs
-do no harm."""
+do no harm.
+
+Each pass decides by one clock, `now`, read once by its caller (the beat task) and passed down:
+what the pass writes and a later pass reads back (a scheduled prebuild's created_at, a re-send's
+enqueued_at) carries that same `now`, so a pass run for a given time sees exactly its own work."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
-def reap(now: datetime | None = None) -> dict[str, int]:
+def reap(*, now: datetime | None = None) -> dict[str, int]:
     """Fail running prebuilds whose worker stopped beating; re-send pending ones whose message may
     have been lost; finish deletions that stalled. Returns counts of what it did."""
     now = now or timezone.now()
@@ -59,7 +63,7 @@ def reap(now: datetime | None = None) -> dict[str, int]:
             services.prebuild_cancel_unstarted(prebuild=prebuild)
             continue
         # The claim is a conditional update, so a duplicate message is harmless.
-        services.enqueue_prebuild(prebuild)
+        services.enqueue_prebuild(prebuild, now=now)
         counts["requeued"] += 1
 
     stalled = Prebuild.objects.filter(phase=PrebuildPhase.DELETING, updated_at__lt=now - timedelta(minutes=5))
@@ -79,7 +83,7 @@ def schedule_offset_minutes(project_id, environment_class_id) -> int:
     return digest[0] % settings.SCHEDULE_SPREAD_MINUTES
 
 
-def schedule_prebuilds(now: datetime | None = None) -> list[Prebuild]:
+def schedule_prebuilds(*, now: datetime | None = None) -> list[Prebuild]:
     """Start the day's scheduled prebuilds whose hour (and spread minute) has come: one per enabled
     class of each project, unless one of the pair already ran this hour, is running, or the pair
     is paused after repeated failures."""
@@ -106,13 +110,13 @@ def schedule_prebuilds(now: datetime | None = None) -> list[Prebuild]:
             ).exists()
             if already:
                 continue
-            prebuild = services.prebuild_create_scheduled(project=project, environment_class=environment_class)
+            prebuild = services.prebuild_create_scheduled(project=project, environment_class=environment_class, now=now)
             if prebuild is not None:
                 created.append(prebuild)
     return created
 
 
-def expire_prebuilds(now: datetime | None = None) -> int:
+def expire_prebuilds(*, now: datetime | None = None) -> int:
     """Delete finished prebuilds older than the retention period, except the newest completed one
     of each (project, class), which stays while it is the newest (pools and restores use it)."""
     now = now or timezone.now()

@@ -6,7 +6,7 @@ side. Both are compare-and-swap on their own version counter.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import django.dispatch
 from django.conf import settings
@@ -132,12 +132,13 @@ def prebuild_create(
     return prebuild
 
 
-def enqueue_prebuild(prebuild: Prebuild) -> None:
-    """Send the prebuild to its runner's queue after commit (a worker must see the row)."""
+def enqueue_prebuild(prebuild: Prebuild, *, now: datetime | None = None) -> None:
+    """Send the prebuild to its runner's queue after commit (a worker must see the row). `now` is
+    the reaper's clock when it re-sends: it reads enqueued_at back to send once per period."""
     from prebuilds import tasks  # tasks import services: import here to keep the module graph simple
 
     queue = prebuild.environment_class.runner.queue
-    Prebuild.objects.filter(id=prebuild.id).update(enqueued_at=timezone.now())
+    Prebuild.objects.filter(id=prebuild.id).update(enqueued_at=now or timezone.now())
     # robust: the prebuild is committed whatever happens to the broker; if the message cannot be
     # sent now, the reaper sends it later, and the caller still gets its prebuild.
     transaction.on_commit(lambda: tasks.run_prebuild.apply_async(args=[str(prebuild.id)], queue=queue), robust=True)
@@ -288,9 +289,14 @@ def prebuild_create_logs_token(*, actor, prebuild: Prebuild) -> str:
     return logs_token_issue(prebuild=prebuild)
 
 
-def prebuild_create_scheduled(*, project: Project, environment_class: EnvironmentClass) -> Prebuild | None:
+def prebuild_create_scheduled(
+    *, project: Project, environment_class: EnvironmentClass, now: datetime
+) -> Prebuild | None:
     """The scheduler's prebuild of a pair, created by the system on behalf of the project's
-    executor (who is also its creator). None when one of the pair is already under way."""
+    executor (who is also its creator). None when one of the pair is already under way.
+
+    Its created_at is the scheduler's `now`, not the moment of the insert: the next pass decides
+    "already ran this hour" from it, so both must read the same clock."""
     executor = project.executor or project.created_by
     with transaction.atomic():
         busy = (
@@ -311,7 +317,10 @@ def prebuild_create_scheduled(*, project: Project, environment_class: Environmen
             triggered_by=PrebuildTrigger.SCHEDULED,
             timeout=project.prebuild_timeout,
         )
-        enqueue_prebuild(prebuild)
+        # auto_now_add overwrites a value given to create(); an update does not.
+        Prebuild.objects.filter(id=prebuild.id).update(created_at=now)
+        prebuild.created_at = now
+        enqueue_prebuild(prebuild, now=now)
     return prebuild
 
 

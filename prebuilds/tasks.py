@@ -4,6 +4,7 @@
 import urllib.error
 
 from celery import shared_task
+from django.utils import timezone
 
 from prebuilds import execution, maintenance
 
@@ -20,17 +21,17 @@ def delete_prebuild(prebuild_id: str) -> None:
 
 @shared_task(ignore_result=True, time_limit=120)
 def reap() -> dict:
-    return maintenance.reap()
+    return maintenance.reap(now=timezone.now())
 
 
 @shared_task(ignore_result=True, time_limit=120)
 def schedule_prebuilds() -> None:
-    maintenance.schedule_prebuilds()
+    maintenance.schedule_prebuilds(now=timezone.now())
 
 
 @shared_task(ignore_result=True, time_limit=600)
 def expire_prebuilds() -> None:
-    maintenance.expire_prebuilds()
+    maintenance.expire_prebuilds(now=timezone.now())
 
 
 @shared_task(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import django.dispatch
@@ -349,8 +349,11 @@ def _hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_token_create(*, user, name: str, expires_in: timedelta | None = None) -> tuple[ApiToken, str]:
-    """A new token and its secret. The secret is returned once and never stored."""
+def api_token_create(
+    *, user, name: str, expires_in: timedelta | None = None, now: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """A new token and its secret. The secret is returned once and never stored. It expires
+    `expires_in` after `now` (the request's clock; the wall clock when not given)."""
     name = (name or "").strip()
     if not name:
         raise InvalidArgument("name must not be empty", field="name")
@@ -362,7 +365,7 @@ def api_token_create(*, user, name: str, expires_in: timedelta | None = None) ->
         name=name,
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         token_hash=_hash_token(secret),
-        expires_at=timezone.now() + expires_in if expires_in else None,
+        expires_at=(now or timezone.now()) + expires_in if expires_in else None,
     )
     return token, secret
 
@@ -388,15 +391,16 @@ def _token_cache_key(token_hash: str) -> str:
     return f"api-token:{token_hash}"
 
 
-def api_token_authenticate(secret: str):
-    """The user a bearer token belongs to, or Unauthenticated.
+def api_token_authenticate(secret: str, *, now: datetime | None = None):
+    """The user a bearer token belongs to, or Unauthenticated. Expiry is judged at `now` (the
+    request's clock; the wall clock when not given).
 
     Every API request starts here, so a checked token is remembered for a few seconds: the lookup
     (a query joining the user) would otherwise cost more than many a request's own work."""
     if not secret or not secret.startswith(TOKEN_PREFIX):
         raise Unauthenticated("invalid API token")
     token_hash = _hash_token(secret)
-    now = timezone.now()
+    now = now or timezone.now()
     cached = cache.get(_token_cache_key(token_hash))
     if cached is not None:
         user, roles, expires_at = cached

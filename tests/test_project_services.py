@@ -1,7 +1,6 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.utils import timezone
 
 from projects import services
 from projects.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
@@ -93,15 +92,27 @@ def test_bad_tokens_are_refused(org, secret):
         services.api_token_authenticate(secret)
 
 
-def test_revoked_and_expired_tokens_are_refused(org):
+def test_revoked_tokens_are_refused(org):
     token, secret = services.api_token_create(user=org.member, name="ci")
     services.api_token_revoke(actor=org.member, token=token)
     with pytest.raises(Unauthenticated):
         services.api_token_authenticate(secret)
-    token, secret = services.api_token_create(user=org.member, name="short", expires_in=timedelta(days=1))
-    ApiToken.objects.filter(id=token.id).update(expires_at=timezone.now() - timedelta(seconds=1))
-    with pytest.raises(Unauthenticated):
-        services.api_token_authenticate(secret)
+
+
+ISSUED_AT = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_token_expires_when_its_lifetime_has_passed_by_the_clock_it_is_given(org, time_machine):
+    time_machine.move_to(ISSUED_AT - timedelta(days=365), tick=False)  # the wall clock says nothing
+    token, secret = services.api_token_create(
+        user=org.member, name="short", expires_in=timedelta(days=1), now=ISSUED_AT
+    )
+    assert token.expires_at == ISSUED_AT + timedelta(days=1)
+    last_second = ISSUED_AT + timedelta(days=1) - timedelta(seconds=1)
+    assert services.api_token_authenticate(secret, now=last_second) == org.member  # and now it is cached
+    with pytest.raises(Unauthenticated, match="expired"):
+        services.api_token_authenticate(secret, now=ISSUED_AT + timedelta(days=1))
+    assert ApiToken.objects.get(id=token.id).last_used_at == last_second
 
 
 def test_inactive_users_tokens_are_refused(org):

@@ -12,12 +12,16 @@ One pass:
 5. stopped instances (staged archives) fill the rest of max_size, so scaling up is quick;
 6. a failure makes the pool DEGRADED with an actionable message, retried with backoff; the next
    successful pass makes it READY again.
+
+A pass decides by one clock, `now`, read by its caller (the task) and passed down: the lease, the
+backoff, the autoscaler's demand window and cooldown all compare against it, and what they write
+for a later pass to read (target_changed_at, next_attempt_at, the lease) carries it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -43,9 +47,9 @@ def pool_dir(pool: WarmPool) -> Path:
     return settings.POOLS_DIR / str(pool.id)
 
 
-def reconcile(pool_id) -> WarmPool | None:
+def reconcile(pool_id, *, now: datetime | None = None) -> WarmPool | None:
     """One pass over one pool, unless another pass holds its lease (then this one does nothing)."""
-    now = timezone.now()
+    now = now or timezone.now()
     taken = (
         WarmPool.objects.filter(id=pool_id)
         .filter(Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now))
@@ -59,7 +63,7 @@ def reconcile(pool_id) -> WarmPool | None:
         for _ in range(MAX_ROUNDS):
             pool = WarmPool.objects.select_related("snapshot", "runner").get(id=pool_id)
             before = _signature(pool)
-            pool = _reconcile(pool)
+            pool = _reconcile(pool, now)
             if _signature(WarmPool.objects.get(id=pool_id)) == before:
                 break
         return pool
@@ -71,7 +75,7 @@ def _signature(pool: WarmPool) -> tuple:
     return (pool.spec_version, pool.hits, pool.misses)
 
 
-def _reconcile(pool: WarmPool) -> WarmPool:
+def _reconcile(pool: WarmPool, now: datetime) -> WarmPool:
     if pool.phase == WarmPoolPhase.DELETED:
         return pool
     if pool.desired_phase == WarmPoolPhase.DELETED:
@@ -83,7 +87,6 @@ def _reconcile(pool: WarmPool) -> WarmPool:
         pool = WarmPool.objects.select_related("snapshot", "runner").get(id=pool.id)
     _forget_vanished(pool)
 
-    now = timezone.now()
     target = autoscale.next_target(pool, now, autoscale.demand(pool, now))
     if target != pool.status_desired_size:
         WarmPool.objects.filter(id=pool.id).update(target_changed_at=now)
@@ -246,10 +249,10 @@ def is_settled(pool: WarmPool, newest_snapshot_id, instances: list[tuple], recen
     )
 
 
-def reconcile_pass(runner_id=None) -> int:
+def reconcile_pass(runner_id=None, *, now: datetime | None = None) -> int:
     """The periodic pass over every live pool (of one runner): a few bulk queries find the pools
     that have something to do, and only those get a full reconcile. Returns how many did."""
-    now = timezone.now()
+    now = now or timezone.now()
     pools = list(WarmPool.objects.not_deleted().filter(**({"runner_id": runner_id} if runner_id else {})))
     if not pools:
         return 0
@@ -279,6 +282,6 @@ def reconcile_pass(runner_id=None) -> int:
     for pool in pools:
         pair = (pool.project_id, pool.environment_class_id)
         if not is_settled(pool, newest.get(pair), live[pool.id], demand.get(pair, 0), now):
-            reconcile(pool.id)
+            reconcile(pool.id, now=now)
             reconciled += 1
     return reconciled

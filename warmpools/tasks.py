@@ -2,6 +2,7 @@
 pool's runner queue (they touch the runner's disk); the periodic fan-out runs on the control queue."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from warmpools import environments, reconciler
 from warmpools.models import WarmPool
@@ -9,7 +10,7 @@ from warmpools.models import WarmPool
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=1800)
 def reconcile_pool(pool_id: str) -> None:
-    reconciler.reconcile(pool_id)
+    reconciler.reconcile(pool_id, now=timezone.now())
 
 
 @shared_task(ignore_result=True, time_limit=120)
@@ -22,7 +23,7 @@ def reconcile_all() -> None:
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=1800)
 def reconcile_runner(runner_id: str) -> int:
-    return reconciler.reconcile_pass(runner_id)
+    return reconciler.reconcile_pass(runner_id, now=timezone.now())
 
 
 @shared_task(acks_late=True, ignore_result=True, time_limit=3 * 3600)

@@ -1,13 +1,12 @@
 """The log store and the logs endpoint with its short-lived tokens."""
 
-from datetime import timedelta
-from unittest import mock
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
 
 from prebuilds import logstore, services
-from prebuilds.logtokens import SALT
+from prebuilds.logtokens import LIFETIME, SALT
 from prebuilds.models import Prebuild, PrebuildLogChunk, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -133,11 +132,13 @@ def test_a_forged_token_is_refused(client, org, prebuild):
     assert get_logs(client, prebuild, "garbage").status_code == 401
 
 
-def test_an_expired_token_is_refused(client, org, prebuild):
+def test_an_expired_token_is_refused(client, org, prebuild, time_machine):
+    time_machine.move_to(datetime(2030, 5, 1, 8, 0, tzinfo=UTC), tick=False)
     token = services.prebuild_create_logs_token(actor=org.member, prebuild=prebuild)
-    later = signing.time.time() + timedelta(hours=1, seconds=5).total_seconds()
-    with mock.patch("django.core.signing.time.time", return_value=later):
-        response = get_logs(client, prebuild, token)
+    time_machine.shift(LIFETIME - timedelta(seconds=5))
+    assert get_logs(client, prebuild, token).status_code == 200
+    time_machine.shift(timedelta(seconds=10))
+    response = get_logs(client, prebuild, token)
     assert response.status_code == 401
     assert "expired" in response.json()["message"]
 

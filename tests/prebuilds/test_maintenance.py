@@ -1,5 +1,9 @@
 """Schedules, retention, the reaper's bookkeeping and failure alerts (no worker needed: these are
-the control plane's own decisions)."""
+the control plane's own decisions).
+
+Each decision is given its clock (`now`), and the wall clock is frozen elsewhere, a month after
+the scheduled day: a decision that read the wall clock instead of its `now` (or wrote a row's time
+from it) shows here, on any day the suite runs."""
 
 import json
 import threading
@@ -9,7 +13,6 @@ from unittest import mock
 
 import pytest
 from django.test import TestCase
-from django.utils import timezone
 
 from prebuilds import maintenance, services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger, ScheduleState
@@ -18,6 +21,13 @@ from projects import services as project_services
 pytestmark = pytest.mark.django_db
 
 AT_THREE = datetime(2026, 11, 27, 3, 59, tzinfo=UTC)  # late enough in the hour for any spread offset
+WALL = AT_THREE + timedelta(days=30)  # what timezone.now() says, unless a test moves it
+
+
+@pytest.fixture(autouse=True)
+def wall_clock(time_machine):
+    time_machine.move_to(WALL, tick=False)
+    return time_machine
 
 
 @pytest.fixture
@@ -38,33 +48,39 @@ def finish(prebuild, phase, message=""):
 
 
 def test_the_daily_schedule_starts_one_prebuild_per_enabled_class(org, scheduled):
-    created = maintenance.schedule_prebuilds(AT_THREE)
+    created = maintenance.schedule_prebuilds(now=AT_THREE)
     assert {p.environment_class for p in created} == {org.small, org.large}
     for prebuild in created:
         assert prebuild.triggered_by == PrebuildTrigger.SCHEDULED
         assert prebuild.creator == org.member == prebuild.executor
         assert prebuild.timeout == scheduled.prebuild_timeout
-    # The next pass in the same hour adds nothing.
-    assert maintenance.schedule_prebuilds(AT_THREE + timedelta(seconds=30)) == []
+        # Stamped with the scheduler's clock, which the next pass compares with.
+        assert Prebuild.objects.get(id=prebuild.id).created_at == AT_THREE
+    # The next pass in the same hour adds nothing; the same hour a day later starts the pair again.
+    assert maintenance.schedule_prebuilds(now=AT_THREE + timedelta(seconds=30)) == []
+    for prebuild in created:
+        finish(prebuild, PrebuildPhase.COMPLETED)
+    tomorrow = maintenance.schedule_prebuilds(now=AT_THREE + timedelta(days=1))
+    assert {p.environment_class for p in tomorrow} == {org.small, org.large}
 
 
 def test_no_schedule_outside_its_hour_or_when_disabled(org, scheduled):
-    assert maintenance.schedule_prebuilds(AT_THREE.replace(hour=4)) == []
+    assert maintenance.schedule_prebuilds(now=AT_THREE.replace(hour=4)) == []
     project_services.project_update(actor=org.admin, project=scheduled, prebuilds_enabled=False)
-    assert maintenance.schedule_prebuilds(AT_THREE) == []
+    assert maintenance.schedule_prebuilds(now=AT_THREE) == []
 
 
 def test_the_start_is_spread_over_the_first_minutes(org, scheduled):
     offsets = {maintenance.schedule_offset_minutes(scheduled.id, c.id) for c in (org.small, org.large)}
     assert all(0 <= o < 10 for o in offsets)
-    early = maintenance.schedule_prebuilds(AT_THREE.replace(minute=min(offsets)))
+    early = maintenance.schedule_prebuilds(now=AT_THREE.replace(minute=min(offsets)))
     assert len(early) >= 1
     assert all(maintenance.schedule_offset_minutes(scheduled.id, p.environment_class_id) <= min(offsets) for p in early)
 
 
 def test_none_added_while_one_of_the_pair_runs(org, scheduled):
     running = services.prebuild_create(actor=org.member, project=scheduled, environment_class_id=org.small.id)
-    created = maintenance.schedule_prebuilds(AT_THREE)
+    created = maintenance.schedule_prebuilds(now=AT_THREE)
     assert [p.environment_class for p in created] == [org.large]
     assert Prebuild.objects.filter(environment_class=org.small).get() == running
 
@@ -72,13 +88,13 @@ def test_none_added_while_one_of_the_pair_runs(org, scheduled):
 def test_three_failed_scheduled_prebuilds_pause_the_pair_until_a_manual_success(org, scheduled):
     for day in range(3):
         when = AT_THREE + timedelta(days=day)
-        created = {p.environment_class: p for p in maintenance.schedule_prebuilds(when)}
+        created = {p.environment_class: p for p in maintenance.schedule_prebuilds(now=when)}
         finish(created[org.small], PrebuildPhase.FAILED, "exit 3")
         finish(created[org.large], PrebuildPhase.COMPLETED)
     state = ScheduleState.objects.get(project=scheduled, environment_class=org.small)
     assert state.paused_at is not None
     assert "3 consecutive failures" in state.paused_reason and "exit 3" in state.paused_reason
-    created = maintenance.schedule_prebuilds(AT_THREE + timedelta(days=3))
+    created = maintenance.schedule_prebuilds(now=AT_THREE + timedelta(days=3))
     assert [p.environment_class for p in created] == [org.large]  # the paused pair is skipped
     finish(created[0], PrebuildPhase.COMPLETED)
 
@@ -86,40 +102,45 @@ def test_three_failed_scheduled_prebuilds_pause_the_pair_until_a_manual_success(
     finish(manual, PrebuildPhase.COMPLETED)
     state.refresh_from_db()
     assert (state.paused_at, state.consecutive_failures, state.paused_reason) == (None, 0, "")
-    created = maintenance.schedule_prebuilds(AT_THREE + timedelta(days=4))
+    created = maintenance.schedule_prebuilds(now=AT_THREE + timedelta(days=4))
     assert {p.environment_class for p in created} == {org.small, org.large}
 
 
-def test_retention_keeps_the_newest_completed_prebuild_of_each_pair(org):
-    old = timezone.now() - timedelta(days=8)
+def test_retention_keeps_the_newest_completed_prebuild_of_each_pair(org, wall_clock, settings):
     completed = [services.prebuild_create(actor=org.member, project=org.project) for _ in range(2)]
     for prebuild in completed:
         finish(prebuild, PrebuildPhase.COMPLETED)
     failed = finish(services.prebuild_create(actor=org.member, project=org.project), PrebuildPhase.FAILED, "x")
+    expiry = WALL + settings.PREBUILD_RETENTION  # when the ones made so far reach the retention age
+    wall_clock.move_to(expiry - timedelta(hours=1), tick=False)
     recent = finish(services.prebuild_create(actor=org.member, project=org.project), PrebuildPhase.FAILED, "y")
-    Prebuild.objects.exclude(id=recent.id).update(created_at=old)
-    assert maintenance.expire_prebuilds() == 2
+    assert maintenance.expire_prebuilds(now=expiry - timedelta(seconds=1)) == 0  # not old enough yet
+    assert maintenance.expire_prebuilds(now=expiry + timedelta(seconds=1)) == 2
     phases = dict(Prebuild.objects.values_list("id", "phase"))
     newest = max(completed, key=lambda p: Prebuild.objects.get(id=p.id).completion_time)
     assert phases[newest.id] == PrebuildPhase.COMPLETED
     assert phases[failed.id] == PrebuildPhase.DELETING
     assert phases[recent.id] == PrebuildPhase.FAILED
-    assert maintenance.expire_prebuilds() == 0
+    assert maintenance.expire_prebuilds(now=expiry + timedelta(seconds=1)) == 0
 
 
 def test_reaper_finishes_a_cancel_that_raced_the_claim(org, settings):
     settings.PREBUILD_REQUEUE_AFTER = timedelta(0)
     prebuild = services.prebuild_create(actor=org.member, project=org.project)
     Prebuild.objects.filter(id=prebuild.id).update(desired_phase=PrebuildPhase.CANCELLED)
-    maintenance.reap()
+    maintenance.reap(now=WALL + timedelta(seconds=1))
     assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.CANCELLED
 
 
-def test_reaper_leaves_live_prebuilds_alone(org):
+def test_reaper_leaves_live_prebuilds_alone_and_fails_silent_ones(org, settings):
     prebuild = services.prebuild_create(actor=org.member, project=org.project)
-    services.prebuild_claim(prebuild_id=prebuild.id)
-    assert maintenance.reap()["lost"] == 0
+    services.prebuild_claim(prebuild_id=prebuild.id)  # its first heartbeat: now (WALL)
+    silent_for = settings.PREBUILD_HEARTBEAT_TIMEOUT
+    assert maintenance.reap(now=WALL + silent_for - timedelta(seconds=1))["lost"] == 0
     assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.STARTING
+    assert maintenance.reap(now=WALL + silent_for + timedelta(seconds=1))["lost"] == 1
+    prebuild.refresh_from_db()
+    assert prebuild.phase == PrebuildPhase.FAILED and prebuild.failure_message.startswith("runner lost")
 
 
 def test_a_failed_prebuild_posts_to_the_project_webhook(org):
@@ -157,11 +178,10 @@ def test_a_failed_prebuild_posts_to_the_project_webhook(org):
 
 def test_reaper_resends_a_pending_prebuild_once_per_period_not_every_pass(org, settings):
     settings.PREBUILD_REQUEUE_AFTER = timedelta(minutes=2)
-    prebuild = services.prebuild_create(actor=org.member, project=org.project)
-    Prebuild.objects.filter(id=prebuild.id).update(
-        created_at=timezone.now() - timedelta(minutes=10), enqueued_at=timezone.now() - timedelta(minutes=3)
-    )
-    assert maintenance.reap()["requeued"] == 1
-    assert maintenance.reap()["requeued"] == 0  # just sent: not again until the period has passed
-    Prebuild.objects.filter(id=prebuild.id).update(enqueued_at=timezone.now() - timedelta(minutes=3))
-    assert maintenance.reap()["requeued"] == 1
+    services.prebuild_create(actor=org.member, project=org.project)  # created and sent at WALL
+    assert maintenance.reap(now=WALL + timedelta(minutes=1))["requeued"] == 0  # sent a minute ago
+    later = WALL + timedelta(minutes=10)
+    assert maintenance.reap(now=later)["requeued"] == 1
+    # Just sent (at the reaper's `later`): not again until the period has passed.
+    assert maintenance.reap(now=later + timedelta(minutes=1))["requeued"] == 0
+    assert maintenance.reap(now=later + timedelta(minutes=2, seconds=1))["requeued"] == 1

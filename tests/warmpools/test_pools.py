@@ -5,7 +5,7 @@ import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -286,7 +286,7 @@ def test_removing_the_class_from_the_configuration_deletes_its_pool(org):
 
 def test_the_autoscaler_follows_demand_steadily():
     pool = WarmPool(min_size=1, max_size=5, status_desired_size=1)
-    now = timezone.now()
+    now = CLAIMS_AT
     assert autoscale.next_target(pool, now, 0) == 1  # never below min
     assert autoscale.next_target(pool, now, 4) == 4  # up at once
     assert autoscale.next_target(pool, now, 40) == 5  # never above max
@@ -298,6 +298,49 @@ def test_the_autoscaler_follows_demand_steadily():
     assert autoscale.next_target(zero, now, 0) == 0  # scales to zero when min is 0
     resized = WarmPool(min_size=0, max_size=2, status_desired_size=5)
     assert autoscale.next_target(resized, now, 5) == 2  # a resize applies its bounds at once
+
+
+CLAIMS_AT = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # the frozen wall clock of the claims below
+
+
+@pytest.mark.django_db
+def test_the_reconciler_scales_by_the_demand_of_the_last_15_minutes_and_down_one_per_10(org, time_machine):
+    """The pass's `now` alone decides: which claims are recent demand, and when the target may fall
+    again (target_changed_at is written with that same `now`). No snapshot is needed: a pool
+    without one still gets its target, so this runs no sandbox."""
+    pool = make_pool(org, min_size=0, max_size=5)
+    time_machine.move_to(CLAIMS_AT, tick=False)
+    for _ in range(3):
+        environments.environment_create(actor=org.member, project=org.project)  # misses: no instance
+    time_machine.move_to(CLAIMS_AT + timedelta(days=365), tick=False)  # the wall clock says nothing
+
+    def target_at(minutes):
+        return reconciler.reconcile(pool.id, now=CLAIMS_AT + timedelta(minutes=minutes)).status_desired_size
+
+    # The README's rule: demand over the last 15 minutes; down by one at most every 10 minutes.
+    assert target_at(14) == 3  # three claims within the window: up at once
+    assert target_at(16) == 3  # no demand left, but the target rose 2 minutes ago
+    assert target_at(23) == 3
+    assert target_at(24) == 2  # 10 minutes after the last change: one step down
+    assert target_at(33) == 2
+    assert target_at(34) == 1
+    assert target_at(44) == 0
+    pool.refresh_from_db()
+    assert pool.target_changed_at == CLAIMS_AT + timedelta(minutes=44)
+
+
+@pytest.mark.django_db
+def test_the_periodic_pass_judges_demand_and_cooldown_by_its_own_now(org, time_machine):
+    pool = make_pool(org, min_size=0, max_size=5)
+    time_machine.move_to(CLAIMS_AT, tick=False)
+    environments.environment_create(actor=org.member, project=org.project)
+    time_machine.move_to(CLAIMS_AT - timedelta(days=365), tick=False)  # the wall clock says nothing
+    assert reconciler.reconcile_pass(now=CLAIMS_AT + timedelta(minutes=1)) == 1  # demand: up to 1
+    assert WarmPool.objects.get(id=pool.id).status_desired_size == 1
+    assert reconciler.reconcile_pass(now=CLAIMS_AT + timedelta(minutes=2)) == 0  # settled
+    assert reconciler.reconcile_pass(now=CLAIMS_AT + timedelta(minutes=14)) == 0  # the claim still counts
+    assert reconciler.reconcile_pass(now=CLAIMS_AT + timedelta(minutes=16)) == 1  # it no longer does: down to 0
+    assert WarmPool.objects.get(id=pool.id).status_desired_size == 0
 
 
 def test_percentiles_are_nearest_rank():
