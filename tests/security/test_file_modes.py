@@ -136,3 +136,22 @@ def test_the_folders_to_a_workspace_reveal_no_sibling(data_dir):
     # ... while its own uid still reaches it through the same folders (traverse, not list).
     own = as_uid(NEIGHBOUR_UID, "cat", str(data_dir / "workspaces" / SIBLING / "notes.txt"))
     assert own.returncode == 0 and own.stdout.strip() == "private"
+
+
+def test_a_data_dir_left_readable_by_an_older_version_is_made_private_at_start_up():
+    path = Path(tempfile.mkdtemp(prefix="file-modes-old-", dir="/tmp"))
+    try:
+        path.chmod(0o755)
+        (path / "broker" / "queue").mkdir(parents=True, mode=0o755)
+        (path / "broker" / "queue").chmod(0o755)
+        leftovers = [path / "db.sqlite3", path / "secret_key", path / "broker" / "queue" / "old.msg"]
+        for file in leftovers:
+            file.write_text("x" * 64)
+            file.chmod(0o644)
+        assert as_uid(SANDBOX_UID, "cat", str(leftovers[0])).returncode == 0  # readable before
+        manage(path, "check")
+        for file in leftovers:
+            assert as_uid(SANDBOX_UID, "cat", str(file)).returncode != 0, file
+        assert as_uid(SANDBOX_UID, "ls", str(path)).returncode != 0
+    finally:
+        cleanup_tree(path)
