@@ -210,3 +210,15 @@ def test_tmp_is_size_limited(work_dir):
     assert "No space left on device" in out and "status 1" in out
     size_kib = int(lines[-1].split()[1])
     assert size_kib == 1024
+
+
+def test_the_named_commands_of_one_prebuild_share_its_uid_and_no_one_elses(work_dir, uids):
+    show = "cat /proc/self/uid_map; sleep 1"  # inside: '1000 <host uid> 1'
+    repo = make_repo(work_dir / "repo-named", {"first": show, "second": show})
+    with uids.lease() as taken:  # a neighbour's run holds this uid meanwhile
+        run = Run("named", repo, work_dir, uids)
+        run.run()
+    assert run.outcome.result == "completed", run.outcome.failure_message
+    host_uids = {step: int(text.split()[1]) for step, _, text in run.lines if step.startswith("onCreateCommand:")}
+    assert set(host_uids) == {"onCreateCommand:first", "onCreateCommand:second"}
+    assert len(set(host_uids.values())) == 1 and taken not in host_uids.values()
