@@ -130,3 +130,48 @@ def secret_key(data_dir: Path, debug_default_allowed: bool) -> str:
     finally:
         tmp.unlink()
     return path.read_text().strip()
+
+
+# --- Private files ------------------------------------------------------------------------------
+# Everything the product writes (database, broker queue, snapshots, logs, secret key, passwords) is
+# its own user's alone. Lifecycle commands run as other host uids (runner.uids): they must read
+# none of it, and may only traverse the folders above their own workspace without listing them.
+PRIVATE_UMASK = 0o077
+# Folders of DATA_DIR that a sandbox uid must traverse (x) to reach its workspace; never listable.
+TRAVERSED_DIRS = ("workspaces", "environments")
+
+
+def use_private_umask() -> None:
+    """umask 077 for this process and everything it starts. Called first thing by the settings
+    module, which every process of the product imports (manage.py, gunicorn's wsgi, Celery worker
+    and beat), before anything is created."""
+    os.umask(PRIVATE_UMASK)
+
+
+def tighten_data_dir(data_dir: Path, *extra_private: Path) -> None:
+    """Make what an older version (or another umask) left in the data dir private: the data dir
+    itself 0711 (traverse, not list), TRAVERSED_DIRS 0711, every other folder 0700 and file 0600,
+    one level deep (a folder at 0700 hides what is inside it). Cheap: one listing, a chmod only
+    where a mode differs, nothing that is not ours. `extra_private` folders (a snapshot store or
+    pools folder outside the data dir) become 0700."""
+    _chmod_own(data_dir, 0o711)
+    with os.scandir(data_dir) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                _chmod_own(Path(entry.path), 0o711 if entry.name in TRAVERSED_DIRS else 0o700)
+            else:
+                _chmod_own(Path(entry.path), 0o600)
+    for path in extra_private:
+        if path.is_dir() and not path.is_symlink():
+            _chmod_own(path, 0o700)
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    try:
+        st = path.lstat()
+        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass  # removed meanwhile (a broker message, a temporary file)

@@ -10,7 +10,19 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from dashboard.config import database_config, env_bool, env_int, env_list, env_str, secret_key
+from dashboard.config import (
+    database_config,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    secret_key,
+    tighten_data_dir,
+    use_private_umask,
+)
+
+# First, before anything is created: every process of the product imports this module.
+use_private_umask()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -309,3 +321,12 @@ LOGGING["filters"] = {"context": {"()": "dashboard.logging.ContextFilter"}}
 LOGGING["formatters"]["json"] = {"()": "dashboard.logging.JsonFormatter"}
 LOGGING["handlers"]["console"]["filters"] = ["context"]
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+
+# --- Tenancy: private files, a sandbox uid per run -------------------------------------------
+# What an earlier version or umask left in the data dir becomes private (config.tighten_data_dir).
+tighten_data_dir(DATA_DIR, SNAPSHOTS_DIR, POOLS_DIR)
+# Each running prebuild or workspace build gets a host uid of its own from this range (runner.uids),
+# so that one tenant's processes and files are not another's. The locks live in a root-only folder.
+RUNNER_SANDBOX_UID_FIRST = env_int("RUNNER_SANDBOX_UID_FIRST", 61000, minimum=1000)
+RUNNER_SANDBOX_UIDS = env_int("RUNNER_SANDBOX_UIDS", 256, minimum=1, maximum=65536)
+RUNNER_SANDBOX_UID_LOCK_DIR = Path(env_str("RUNNER_SANDBOX_UID_LOCK_DIR") or DATA_DIR / "sandbox-uids").resolve()

@@ -22,6 +22,7 @@ from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run
 from runner.lifecycle import StepEvent
 from runner.sandbox import SandboxLimits
 from runner.store import LocalSnapshotStore, SnapshotStore
+from runner.uids import UidPool
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +43,48 @@ def workspace_path(prebuild_id) -> Path:
     return settings.WORKSPACES_DIR / str(prebuild_id)
 
 
+# The most a sandbox's /tmp may hold. It is a tmpfs, so its pages are the host's memory, which
+# RLIMIT_AS does not count: a quarter of the class's memory, and never more than this.
+MAX_TMP_BYTES = 512 << 20
+
+
 def ensure_traversable(directory: Path) -> None:
-    """The sandbox runs as an unprivileged user that must be able to traverse (not list) the
-    directories above its workspace: o+x on the data dir and on `directory`, nothing more. The
-    secret key, database and snapshots stay unreadable to it (and are not mounted anyway)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """The sandbox runs as an unprivileged uid that must be able to traverse the directories above
+    its workspace, and must not list them (no sibling workspace is revealed): the data dir and
+    `directory` are 0711, nothing more. The secret key, database and snapshots stay unreadable to it
+    (0600 in 0700 folders, and not mounted anyway)."""
+    directory.mkdir(mode=0o711, parents=True, exist_ok=True)
     for path in (settings.DATA_DIR, directory):
-        mode = path.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            path.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+        if stat.S_IMODE(path.stat().st_mode) != 0o711:
+            path.chmod(0o711)
+
+
+_uid_pool: UidPool | None = None
+
+
+def uid_pool() -> UidPool:
+    """This host's sandbox uids (runner.uids): one per running prebuild or workspace build."""
+    global _uid_pool
+    if _uid_pool is None:
+        _uid_pool = UidPool(
+            settings.RUNNER_SANDBOX_UID_LOCK_DIR, settings.RUNNER_SANDBOX_UID_FIRST, settings.RUNNER_SANDBOX_UIDS
+        )
+    return _uid_pool
 
 
 def sandbox_limits(environment_class) -> SandboxLimits:
+    memory_bytes = environment_class.memory_mb * 1024 * 1024
+    disk_bytes = environment_class.disk_gb * 1024 * 1024 * 1024
     return SandboxLimits(
-        memory_bytes=environment_class.memory_mb * 1024 * 1024,
+        memory_bytes=memory_bytes,
         max_processes=environment_class.max_processes,
-        max_file_size_bytes=environment_class.disk_gb * 1024 * 1024 * 1024,
+        max_file_size_bytes=disk_bytes,
         # CPU time for the whole command: the class's cores busy for the longest prebuild allowed.
         cpu_seconds=environment_class.cpu_cores * int(settings.PREBUILD_MAX_TIMEOUT.total_seconds()),
         allow_network=environment_class.allow_network,
+        disk_bytes=disk_bytes,
+        tmp_bytes=min(MAX_TMP_BYTES, memory_bytes // 4),
+        origin=f"environment class {environment_class.display_name!r}",
     )
 
 
@@ -189,6 +213,7 @@ def execute(prebuild_id: str) -> None:
         limits=sandbox_limits(prebuild.environment_class),
         timeout_seconds=prebuild.timeout.total_seconds(),
         allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+        uids=uid_pool(),
     )
     log.info(
         "prebuild %s started on queue %s",

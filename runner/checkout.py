@@ -83,6 +83,9 @@ def clone(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # The checkout's modes are git's (0644/0755), not the worker's private umask: the tree is
+        # the user's, and its own 0700 top directory keeps it from other users.
+        umask=0o022,
     )
     watched = Watched("clone", popen, process_group_killer(popen))
     results = pump([watched], on_lines=collect, should_stop=should_stop, deadline=deadline, on_tick=on_tick)

@@ -9,6 +9,11 @@ Phases reported: STARTING (clone, read devcontainer.json), RUNNING (lifecycle co
 STOPPING (every process of the commands is gone when it ends), SNAPSHOTTING (only when
 the commands succeeded). The timeout bounds clone and lifecycle commands, not the
 snapshot. The workspace is left in place: remove it with cleanup_workspace() when done.
+
+The run leases a sandbox uid of its own (job.uids, runner.uids) for its whole length, so that
+its commands share one process budget that no other prebuild on the runner touches; budgets
+that no rlimit enforces (disk, a fork bomb pinned at its process limit) are watched by
+run_lifecycle and fail the prebuild with a message naming them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .lifecycle import LogLine, StepEvent, now, run_lifecycle
 from .sandbox import SandboxLimits
 from .snapshot import SnapshotInfo, create_snapshot
 from .store import SnapshotStore
+from .uids import UidPool, default_pool
 
 HEARTBEAT_INTERVAL = 2.0
 
@@ -92,6 +98,7 @@ class PrebuildJob:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     timeout_seconds: float = 3600
     allow_unsandboxed: bool = False
+    uids: UidPool | None = None  # None: runner.uids.default_pool()
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,9 @@ def cleanup_workspace(path: Path) -> None:
 def run_prebuild(job: PrebuildJob, reporter: Reporter) -> PrebuildOutcome:
     run = _Run(job, reporter)
     try:
-        return run.execute()
+        with (job.uids or default_pool()).lease() as uid:
+            run.uid = uid
+            return run.execute()
     except Stopped as stop:
         return run.stopped(stop.reason)
     except (CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, StoreError) as exc:
@@ -139,6 +148,7 @@ class _Run:
         self.warnings: list[str] = []
         self.commit_id: str | None = None
         self.last_beat = 0.0
+        self.uid: int | None = None
         self.deadline = time.monotonic() + job.timeout_seconds
 
     def outcome(self, result: str, failure: str | None = None, snapshot: SnapshotInfo | None = None) -> PrebuildOutcome:
@@ -226,6 +236,7 @@ class _Run:
                     deadline=self.deadline,
                     allow_unsandboxed=job.allow_unsandboxed,
                     on_tick=self.tick,
+                    uid=self.uid,
                 )
         finally:
             # run_lifecycle returns or raises only once every process of the commands is gone

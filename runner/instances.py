@@ -103,13 +103,16 @@ def build_cold(
     timeout_seconds: float = 3600,
     allow_unsandboxed: bool = False,
     on_lines=None,
+    uids=None,
 ) -> Provisioned:
     """No snapshot to start from: clone and run the prebuild lifecycle into a fresh workspace, as a
-    prebuild would, without packing a snapshot. Raises the runner's errors on failure."""
+    prebuild would, without packing a snapshot, under a sandbox uid of its own leased from `uids`
+    (a runner.uids.UidPool; None: the default pool). Raises the runner's errors on failure."""
     import time
 
     from . import checkout, devcontainer
     from .lifecycle import run_lifecycle
+    from .uids import default_pool
 
     deadline = time.monotonic() + timeout_seconds
     lines = on_lines or (lambda batch: None)
@@ -124,14 +127,16 @@ def build_cold(
         )
         config = devcontainer.load_devcontainer(Path(workspace), devcontainer_path)
         if config is not None and config.hooks:
-            run_lifecycle(
-                config,
-                workspace=Path(workspace),
-                limits=limits,
-                on_lines=lines,
-                deadline=deadline,
-                allow_unsandboxed=allow_unsandboxed,
-            )
+            with (uids or default_pool()).lease() as uid:
+                run_lifecycle(
+                    config,
+                    workspace=Path(workspace),
+                    limits=limits,
+                    on_lines=lines,
+                    deadline=deadline,
+                    allow_unsandboxed=allow_unsandboxed,
+                    uid=uid,
+                )
     except BaseException:
         cleanup_tree(Path(workspace))
         raise

@@ -7,28 +7,34 @@ nothing else of the host: no data directory, no other workspace, no /root, /work
 /tmp. It runs in new user, PID, IPC, UTS, cgroup and (unless allow_network) network
 namespaces, in its own session, with a cleared environment (sandbox_env()).
 
-Identity. When the runner is root, bwrap itself is started as the unprivileged host user
-SANDBOX_UID (uid 1000 inside). The command therefore has no root power at all, not even
-over root-owned files in its own workspace, and RLIMIT_NPROC is really enforced (the
-kernel never enforces it for host uid 0). Two consequences: the workspace is chowned to
-SANDBOX_UID before the first run, and every directory above the workspace must be
-searchable (o+x) by that user, because bwrap resolves the bind source with its
-credentials; run_sandboxed says so plainly if it is not. When the runner is not root,
+Identity. When the runner is root, bwrap itself is started as an unprivileged host uid of
+the run's own (uid 1000 inside), leased from runner.uids for the whole prebuild or workspace
+build: its several commands, named commands in parallel included, share it, and no other run
+has it meanwhile. The command therefore has no root power at all, not even over root-owned
+files in its own workspace, RLIMIT_NPROC is really enforced (the kernel never enforces it for
+host uid 0), and it is a budget of this run alone. Two consequences: the workspace is chowned
+to that uid (and made 0700) before the first command, and every directory above the
+workspace must be searchable (o+x) by that user, because bwrap resolves the bind source with
+its credentials; run_sandboxed says so plainly if it is not. When the runner is not root,
 bwrap runs as the runner's own user.
 
 Limits, set with setrlimit before bwrap starts and inherited by everything in the sandbox:
   RLIMIT_AS     memory_bytes         enforced, but it is address space, not resident
                                      memory: runtimes that reserve big virtual areas
                                      (JVM, Go, V8) may need a generous value.
-  RLIMIT_NPROC  max_processes        enforced per host uid, so sandboxes that run at the
-                                     same time under SANDBOX_UID share the budget. Not
-                                     enforced when the runner is not root and the uid has
-                                     CAP_SYS_RESOURCE.
-  RLIMIT_FSIZE  max_file_size_bytes  enforced per file (SIGXFSZ); not a disk quota.
+  RLIMIT_NPROC  max_processes        enforced per host uid, which is the run's own (see
+                                     Identity). Not enforced when the runner is not root
+                                     and the uid has CAP_SYS_RESOURCE.
+  RLIMIT_FSIZE  max_file_size_bytes  enforced per file (SIGXFSZ); not a disk quota (the
+                                     lifecycle watches disk_bytes, see runner.lifecycle).
   RLIMIT_CPU    cpu_seconds          enforced per process (SIGXCPU, SIGKILL 5 s later); a
                                      command that forks many workers can use more in
                                      total. The wall clock is bounded by the deadline.
   RLIMIT_CORE   0                    so crashes do not fill the workspace with core files.
+  /tmp          tmp_bytes            a tmpfs of at most this size (bwrap --size): its pages
+                                     are the host's memory, which no rlimit counts.
+The umask inside is 022, whatever the runner's (the product runs with 077): the workspace is
+the user's tree, snapshotted with its modes, and kept private by its own 0700 top directory.
 A cgroup would give a real memory and CPU budget; none is delegated to the runner here.
 
 Stopping. When should_stop() returns a reason (polled every POLL_INTERVAL = 0.4 s) or the
@@ -66,9 +72,12 @@ from pathlib import Path
 
 from ._proc import Line, ShouldStop, Watched, process_group_killer, pump
 from .errors import SandboxError, SandboxUnavailable
+from .uids import FIRST_UID, default_pool
 
-SANDBOX_UID = 61000
-SANDBOX_GID = 61000
+# The first uid of the sandbox range; each run leases one of its own (runner.uids).
+SANDBOX_UID = FIRST_UID
+# Modes of what a command creates in its workspace, whatever the runner's own umask is.
+SANDBOX_UMASK = 0o022
 INSIDE_UID = 1000
 WORKSPACE_MOUNT = "/workspace"
 ETC_ENTRIES = (
@@ -106,6 +115,12 @@ class SandboxLimits:
     max_file_size_bytes: int | None = 4 << 30
     cpu_seconds: int | None = 3600
     allow_network: bool = False
+    # The workspace's disk budget, watched while commands run (runner.lifecycle), and the size of
+    # the sandbox's /tmp; bytes, so tests can use a few MiB.
+    disk_bytes: int | None = 20 << 30
+    tmp_bytes: int | None = 512 << 20
+    # Names where the limits come from in messages, e.g. "environment class 'small'".
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +154,12 @@ def run_sandboxed(
     deadline: float | None = None,
     allow_unsandboxed: bool = False,
     on_tick: Callable[[], None] | None = None,
+    uid: int | None = None,
 ) -> CommandResult:
-    """Run argv in the sandbox; return its exit status and why it was stopped (None if it was not)."""
+    """Run argv in the sandbox; return its exit status and why it was stopped (None if it was not).
+
+    uid: the run's sandbox uid (runner.uids); when None, one is leased for this command alone.
+    """
 
     def deliver(batch: list[Line]) -> None:
         if on_lines is not None:
@@ -149,8 +168,13 @@ def run_sandboxed(
             for _, stream, text in batch:
                 on_line(stream, text)
 
-    watched = start_sandboxed(argv, workspace=workspace, limits=limits, allow_unsandboxed=allow_unsandboxed)
-    finished = pump([watched], on_lines=deliver, should_stop=should_stop, deadline=deadline, on_tick=on_tick)
+    with contextlib.ExitStack() as stack:
+        if uid is None:
+            uid = stack.enter_context(default_pool().lease())
+        watched = start_sandboxed(
+            argv, workspace=workspace, limits=limits, allow_unsandboxed=allow_unsandboxed, uid=uid
+        )
+        finished = pump([watched], on_lines=deliver, should_stop=should_stop, deadline=deadline, on_tick=on_tick)
     result = finished[watched.label]
     return CommandResult(result.exit_status, result.stopped_reason)
 
@@ -162,8 +186,13 @@ def start_sandboxed(
     limits: SandboxLimits,
     allow_unsandboxed: bool = False,
     label: str = "",
+    uid: int | None = None,
 ) -> Watched:
-    """Start argv in the sandbox; pump() the returned Watched to stream output and wait."""
+    """Start argv in the sandbox; pump() the returned Watched to stream output and wait.
+
+    uid: the run's own sandbox uid, leased from runner.uids by the caller for as long as any of
+    its commands run; required when the runner is root.
+    """
     if not argv:
         raise SandboxError("empty command")
     workspace = Path(workspace).resolve()
@@ -177,8 +206,10 @@ def start_sandboxed(
         )
     drop_root = os.geteuid() == 0
     if drop_root:
-        _hand_over(workspace)
-    user_kwargs = {"user": SANDBOX_UID, "group": SANDBOX_GID, "extra_groups": []} if drop_root else {}
+        if uid is None:
+            raise SandboxError("internal: no sandbox uid was leased for this run (runner.uids)")
+        _hand_over(workspace, uid)
+    user_kwargs = {"user": uid, "group": uid, "extra_groups": []} if drop_root else {}
     preexec = _rlimit_setter(limits)
     if bwrap is None:
         # Weaker mode: only a process group, a scrubbed environment, rlimits and (as root)
@@ -250,6 +281,10 @@ def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: Sandbox
         "/proc",
         "--dev",
         "/dev",
+    ]
+    if limits.tmp_bytes is not None:
+        args += ["--size", str(limits.tmp_bytes)]  # applies to the --tmpfs that follows
+    args += [
         "--tmpfs",
         "/tmp",
         "--bind",
@@ -281,28 +316,34 @@ def _rlimit_setter(limits: SandboxLimits) -> Callable[[], None]:
         # Runs in the child between fork and exec (after the uid change): keep it minimal.
         # If the runner dies, bwrap dies with it, and with bwrap the whole sandbox.
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.umask(SANDBOX_UMASK)
         for which, soft, hard in wanted:
             resource.setrlimit(which, (soft, hard))
 
     return set_limits
 
 
-def _hand_over(workspace: Path) -> None:
-    """Make the workspace writable by, and reachable for, the unprivileged sandbox user."""
+def _hand_over(workspace: Path, uid: int) -> None:
+    """Make the workspace the sandbox uid's own (0700: no other sandbox uid may enter it), and
+    check that the uid can reach it."""
     for parent in workspace.parents:
         st = parent.stat()
-        if not st.st_mode & stat.S_IXOTH and st.st_uid != SANDBOX_UID:
+        if not st.st_mode & stat.S_IXOTH and st.st_uid != uid:
             raise SandboxError(
-                f"the sandbox user (uid {SANDBOX_UID}) cannot reach the workspace {workspace}: "
+                f"the sandbox user (uid {uid}) cannot reach the workspace {workspace}: "
                 f"{parent} is not searchable by other users; run 'chmod o+x {parent}' "
                 "or keep workspaces under a directory that is"
             )
-    if workspace.stat().st_uid == SANDBOX_UID:
-        return  # already handed over by an earlier command; new files belong to the sandbox user
-    os.lchown(workspace, SANDBOX_UID, SANDBOX_GID)
-    for root, dirs, files in os.walk(workspace):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID)
+    st = workspace.stat()
+    if st.st_uid != uid:
+        # A fresh checkout (root's), or a tree of an earlier run's uid: all of it becomes this
+        # run's. Not yet handed over means no sandbox has run in it, so nothing races the walk.
+        os.lchown(workspace, uid, uid)
+        for root, dirs, files in os.walk(workspace):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, uid)
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(workspace, 0o700)
 
 
 def _open_sandbox_init(info_read: int) -> int | None:

@@ -12,6 +12,9 @@
 # Settings (environment): PORT (8443), HOST (127.0.0.1), REDIS_PORT (6379), DATA_DIR (var/prod),
 # WORKER_CONCURRENCY (2), PG_DATABASE (prebuilds_prod), PG_ROLE (prebuilds_prod).
 set -euo pipefail
+# Everything this script and its processes create (Redis's log, the TLS key, the secrets, the
+# database files) is this user's alone; the Python processes set the same umask themselves.
+umask 077
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=$ROOT/.venv/bin/python

@@ -152,6 +152,7 @@ def build(environment_id) -> Environment | None:
                 devcontainer_path=project.devcontainer_path,
                 timeout_seconds=project.prebuild_timeout.total_seconds(),
                 allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+                uids=execution.uid_pool(),
             )
     except (RunnerError, OSError) as exc:
         Environment.objects.filter(id=environment.id).update(phase=EnvironmentPhase.FAILED, failure_message=str(exc))

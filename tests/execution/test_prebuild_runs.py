@@ -114,9 +114,17 @@ def test_restore_matches_the_workspace_file_for_file(org, start_worker, sample_r
     restored = tmp_path / "restored"
     restore_snapshot(snapshot_store(), str(prebuild.id), restored, expected_sha256=prebuild.snapshot_sha256)
     expected = tmp_path / "expected"
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main", f"file://{repo}", str(expected)], check=True)
+    # Built with the umask the runner gives clones and lifecycle commands (022), not this process's
+    # own (the product's private 077).
     subprocess.run(
-        ["python3", "tools/build_tree.py", "200", "1024", "1"], cwd=expected, check=True, capture_output=True
+        ["git", "clone", "-q", "--depth", "1", "-b", "main", f"file://{repo}", str(expected)], check=True, umask=0o022
+    )
+    subprocess.run(
+        ["python3", "tools/build_tree.py", "200", "1024", "1"],
+        cwd=expected,
+        check=True,
+        capture_output=True,
+        umask=0o022,
     )
     built = {k: v for k, v in tree_digest(expected).items() if not k.startswith(".git")}
     got = {k: v for k, v in tree_digest(restored).items() if not k.startswith(".git") and k != ".prebuilt-at"}
