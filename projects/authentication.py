@@ -21,21 +21,26 @@ from projects.services import api_token_authenticate
 
 
 def client_address(request) -> str:
-    """The address of the client that sent `request` (a Django or DRF request).
+    """The address of the client that sent `request` (a Django or DRF request), as throttles count it.
 
     REMOTE_ADDR, unless TLS_TERMINATED_BY_PROXY says a reverse proxy sits in front: then the last
     X-Forwarded-For entry, the one that proxy appended for the peer it saw. Entries further left
     came from the client and may be anything, so they are never used (a client could otherwise
-    pick a fresh address for each guess)."""
+    pick a fresh address for each guess). An IPv6 client counts as its /64, the block one
+    subscriber gets: one address each would give a single attacker 2**64 budgets."""
     meta = request.META
-    remote = meta.get("REMOTE_ADDR") or "unknown"
+    address = meta.get("REMOTE_ADDR") or ""
     if getattr(settings, "TLS_TERMINATED_BY_PROXY", False):
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            return remote
-    return remote
+        address = meta.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip() or address
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return meta.get("REMOTE_ADDR") or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
 
 
 class TokenGuessing(DomainError):

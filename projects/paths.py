@@ -47,9 +47,19 @@ def _pattern(roots: tuple[tuple[str, str], ...]) -> tuple[re.Pattern, dict[str, 
     return re.compile(f"(?:{alternatives})(?![^/\\s'\"`:;,)\\]}}>])"), words
 
 
+def path_redactor():
+    """redact_paths for many texts in a row (log lines): the settings are read once."""
+    pattern, words = _pattern(_roots())
+
+    def word(match: re.Match) -> str:
+        return words[match.group(0)]
+
+    def redact(text: str) -> str:
+        return pattern.sub(word, text) if text else text
+
+    return redact
+
+
 def redact_paths(text: str) -> str:
     """`text` with every path under the runner's folders named by its place instead."""
-    if not text:
-        return text
-    pattern, words = _pattern(_roots())
-    return pattern.sub(lambda match: words[match.group(0)], text)
+    return path_redactor()(text) if text else text

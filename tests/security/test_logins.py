@@ -223,6 +223,14 @@ def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(member, settin
     assert response.status_code == 302
 
 
+def test_an_ipv6_client_counts_as_its_64(member):
+    # A spray from fresh addresses of one /64 (which one subscriber holds) is one address.
+    for attempt in range(settings.AXES_FAILURE_LIMIT + 2):
+        login(Client(), f"nobody{attempt}", WRONG % attempt, address=f"2001:db8:1:2::{attempt + 1:x}")
+    assert login(Client(), "member", PASSWORD, address="2001:db8:1:2:ffff::1").status_code == 429
+    assert login(Client(), "member", PASSWORD, address="2001:db8:1:3::1").status_code == 302
+
+
 def test_without_a_proxy_x_forwarded_for_is_ignored(member):
     for attempt in range(settings.AXES_FAILURE_LIMIT + 2):
         Client().post(
