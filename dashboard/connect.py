@@ -26,13 +26,13 @@ from django.views.decorators.csrf import csrf_exempt
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.pagination_pb2 import PaginationResponse
 from gitpod.v1.prebuild_connect import PrebuildServiceSync, PrebuildServiceWSGIApplication
-from google.protobuf.json_format import Parse
+from google.protobuf.json_format import Parse, ParseError
 
 from prebuilds import services as prebuild_services
 from prebuilds.proto import prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
 from projects import services as project_services
-from projects.authentication import ApiTokenThrottle, authenticate_bearer
+from projects.authentication import ApiTokenThrottle, TokenGuessing, authenticate_bearer, client_address
 from projects.errors import DomainError, InvalidArgument
 from projects.pagination import paginate
 from warmpools import services as warm_pool_services
@@ -227,11 +227,20 @@ class DomainErrors:
 
 
 class LenientJSON(ProtoJSONCodec):
-    """JSON that ignores unknown fields, as connect-go does, so a newer client's request still works."""
+    """JSON that ignores unknown fields, as connect-go does, so a newer client's request still works.
+
+    Every malformed body is invalid_argument (the library turns a decode error into one). A deeply
+    nested body ('[' * 100000) makes the json module raise RecursionError, which protobuf wraps in
+    its ParseError; it is answered here in so many words, not with the interpreter's message."""
 
     def decode(self, data, message_class):
         message = message_class()
-        Parse(data, message, ignore_unknown_fields=True)
+        try:
+            Parse(data, message, ignore_unknown_fields=True)
+        except (ParseError, RecursionError) as exc:
+            if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
+                raise ConnectError(Code.INVALID_ARGUMENT, "request body is nested too deeply") from None
+            raise
         return message
 
 
@@ -262,7 +271,9 @@ def connect_view(request: HttpRequest, method: str) -> HttpResponse:
     Django and handed over as a BytesIO: on an error the library drains `wsgi.input` until EOF,
     which a raw socket or the test client's payload would not survive."""
     try:
-        authenticated = authenticate_bearer(request.headers.get("Authorization", ""))
+        authenticated = authenticate_bearer(request.headers.get("Authorization", ""), client_address(request))
+    except TokenGuessing as exc:
+        return _error_response(Code.RESOURCE_EXHAUSTED, exc.message, {"Retry-After": str(round(exc.wait))})
     except DomainError as exc:
         return _error_response(Code.UNAUTHENTICATED, exc.message)
     if authenticated is None:

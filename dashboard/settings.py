@@ -330,3 +330,39 @@ tighten_data_dir(DATA_DIR, SNAPSHOTS_DIR, POOLS_DIR)
 RUNNER_SANDBOX_UID_FIRST = env_int("RUNNER_SANDBOX_UID_FIRST", 61000, minimum=1000)
 RUNNER_SANDBOX_UIDS = env_int("RUNNER_SANDBOX_UIDS", 256, minimum=1, maximum=65536)
 RUNNER_SANDBOX_UID_LOCK_DIR = Path(env_str("RUNNER_SANDBOX_UID_LOCK_DIR") or DATA_DIR / "sandbox-uids").resolve()
+
+# ==============================================================================================
+# --- Logins: throttled per account and per client address (django-axes) ---------------------
+# (Its own block, so that it merges apart from the others.)
+INSTALLED_APPS.append("axes")
+# The axes backend goes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Last, as axes asks: it turns the "locked out" flag set during authentication into the page below.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+# A list is an OR: the failures of one account (from any number of addresses: a distributed guess)
+# and the failures from one address (at any number of accounts: a password spray) each lock on their
+# own. The price: anyone can lock an account for the cool-off by failing at it, which is why it is
+# a cool-off and not a permanent lock.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the count: with it, someone holding one account could log in between
+# guesses and spray from their address for ever.
+AXES_RESET_ON_SUCCESS = False
+# A page of the dashboard's (templates/registration/locked_out.html), not axes' plain text.
+AXES_LOCKOUT_CALLABLE = "dashboard.lockout.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+# The address is the one the API-token throttle uses too: REMOTE_ADDR, or the proxy's last
+# X-Forwarded-For entry when TLS_TERMINATED_BY_PROXY says there is a proxy that sets it.
+AXES_CLIENT_IP_CALLABLE = "projects.authentication.client_address"
+# The form data axes stores with an attempt (shown in the admin) masks these; `password` always.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+
+# Failed API-token authentications from one client address: this many in the window, and every
+# token request from that address is refused (without looking at the token) until the window ends.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+
+# ==============================================================================================
+# --- Request bodies: deeply nested JSON is a 400, not a RecursionError and a 500 ------------
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["projects.parsers.SafeJSONParser"]

@@ -18,6 +18,7 @@ from django.utils import timezone
 from prebuilds import logstore, services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
 from projects.errors import FailedPrecondition
+from projects.paths import path_redactor
 from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
 from runner.sandbox import SandboxLimits
@@ -154,7 +155,10 @@ class DatabaseReporter:
 
     # --- logs and steps -----------------------------------------------------------------------
     def logs(self, lines) -> None:
-        self.buffer.extend(lines)
+        # The runner's own lines (git's "Cloning into '<path>'", say) name its folders: a log
+        # reader sees the place, as in status messages.
+        redact = path_redactor()
+        self.buffer.extend((step, stream, redact(text)) for step, stream, text in lines)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:

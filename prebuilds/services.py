@@ -18,6 +18,7 @@ from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildT
 from prebuilds.phases import check_transition
 from projects.errors import FailedPrecondition, InvalidArgument
 from projects.models import EnvironmentClass, Principal, Project
+from projects.paths import redact_paths
 from projects.queries import get_by_id
 from projects.services import require_admin, require_member
 from projects.versioning import cas_update
@@ -243,6 +244,11 @@ def prebuild_set_status(*, prebuild: Prebuild, phase: int | None = None, **field
     unknown = set(fields) - STATUS_FIELDS
     if unknown:
         raise ValueError(f"not status fields: {sorted(unknown)}")
+    for message in ("failure_message", "warning_message"):
+        if message in fields:
+            # The runner's messages name its folders (workspace, snapshot store): callers see the
+            # place, not the host path.
+            fields[message] = redact_paths(fields[message])
 
     def mutate(current: Prebuild):
         changes = dict(fields)

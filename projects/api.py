@@ -112,7 +112,9 @@ def exception_handler(exc, context):
             response.data["field"] = field
     elif isinstance(exc, exceptions.Throttled):
         wait = max(1, round(exc.wait or 1))
-        response.data = {"code": code, "message": f"too many requests for this API token; retry in {wait} s"}
+        # The token-guessing block (projects.authentication) brings its own message.
+        message = getattr(exc, "message", None) or f"too many requests for this API token; retry in {wait} s"
+        response.data = {"code": code, "message": message}
     else:
         response.data = {"code": code, "message": str(getattr(exc, "detail", exc))}
     return response

@@ -48,7 +48,7 @@ def _decode(token: str):
         if created_at is None:
             raise ValueError
         return created_at, pk
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
         raise InvalidArgument(
             "pagination.token is not a token from a previous page", field="pagination.token"
         ) from None

@@ -19,6 +19,7 @@ from projects.api import (
     query,
     responses,
 )
+from projects.paths import redact_paths
 from warmpools import environments, services
 from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
 from warmpools.queries import environments_for, warm_pools_for
@@ -165,6 +166,14 @@ class WarmPoolViewSet(viewsets.ViewSet):
 # --- environments ------------------------------------------------------------------------------
 
 
+class RunnerPlaceField(serializers.CharField):
+    """A path on the runner, shown as its place: where a runner keeps its tenants' data is not a
+    caller's business."""
+
+    def to_representation(self, value):
+        return redact_paths(super().to_representation(value))
+
+
 class EnvironmentSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     organizationId = serializers.UUIDField(source="organization_id")  # noqa: N815
@@ -177,7 +186,10 @@ class EnvironmentSerializer(serializers.Serializer):
     snapshotId = serializers.UUIDField(  # noqa: N815
         source="snapshot_id", allow_null=True, help_text="the prebuild whose snapshot it started from"
     )
-    path = serializers.CharField(help_text="the workspace on the runner; empty until ready")
+    path = RunnerPlaceField(
+        help_text="the workspace's place on the runner (e.g. `<warm pools>/<pool id>/instance-<id>`, never a host "
+        "path); empty until ready"
+    )
     readyAfterMs = serializers.FloatField(  # noqa: N815
         source="ready_after_ms", allow_null=True, help_text="from the request to a ready workspace"
     )

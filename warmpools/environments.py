@@ -20,6 +20,7 @@ from prebuilds import execution
 from prebuilds.services import resolve_environment_class
 from projects.errors import PermissionDenied
 from projects.models import Project, Role
+from projects.paths import redact_paths
 from projects.queries import get_by_id
 from projects.services import require_member
 from runner import instances as runner_instances
@@ -155,7 +156,9 @@ def build(environment_id) -> Environment | None:
                 uids=execution.uid_pool(),
             )
     except (RunnerError, OSError) as exc:
-        Environment.objects.filter(id=environment.id).update(phase=EnvironmentPhase.FAILED, failure_message=str(exc))
+        Environment.objects.filter(id=environment.id).update(
+            phase=EnvironmentPhase.FAILED, failure_message=redact_paths(str(exc))
+        )
         return Environment.objects.get(id=environment.id)
     now = timezone.now()
     became_ready = Environment.objects.filter(id=environment.id, phase=EnvironmentPhase.CREATING).update(

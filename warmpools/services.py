@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from projects.models import EnvironmentClass, Project
+from projects.paths import redact_paths
 from projects.queries import get_by_id
 from projects.services import require_admin
 from projects.versioning import cas_update
@@ -192,6 +193,9 @@ def warm_pool_set_status(*, pool: WarmPool, phase: int | None = None, **fields) 
     unknown = set(fields) - STATUS_FIELDS
     if unknown:
         raise ValueError(f"not status fields: {sorted(unknown)}")
+    if "failure_message" in fields:
+        # Provisioning errors name the runner's folders; callers see the place, not the path.
+        fields["failure_message"] = redact_paths(fields["failure_message"])
 
     def mutate(current: WarmPool):
         changes = {k: v for k, v in fields.items() if getattr(current, k) != v}

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django import template
 
+from projects.paths import redact_paths
+
 register = template.Library()
 
 # Outcome colour classes for prebuild phases (labels as in PrebuildPhase).
@@ -95,3 +97,9 @@ def duration_chart(prebuilds):
             }
         )
     return {"bars": bars, "longest": timedelta(seconds=longest) if durations else None}
+
+
+@register.filter
+def runner_place(path: str) -> str:
+    """A path on the runner as its place (`<warm pools>/<pool>/instance-<id>`), not the host path."""
+    return redact_paths(path)
