@@ -16,11 +16,13 @@ CAP_NET_ADMIN cannot change) for what slirp4netns could otherwise reach from the
     (SANDBOX_ALLOWED_PRIVATE_NETWORKS) names;
   - every IPv4 address of the runner host's own interfaces, read when the sandbox starts (a
     public or TEST-NET address is covered by no private range);
-  - 10.0.2.2, slirp's alias for the host.
+  - the slirp subnet 10.0.2.0/24 except its DNS forwarder 10.0.2.3: slirp4netns maps its
+    addresses (10.0.2.2, the "host", above all) to the host's loopback, which
+    --disable-host-loopback refuses already; the routes make that two locks, not one.
 
-The slirp subnet 10.0.2.0/24 stays reachable through its more specific route, so the DNS
-forwarder 10.0.2.3 (named in the sandbox's generated /etc/resolv.conf) answers; it forwards to
-the host's own resolver on port 53 and nowhere else. IPv6 stays off (slirp4netns' default).
+10.0.2.3/32 stays reachable, so the DNS forwarder named in the sandbox's generated
+/etc/resolv.conf answers; slirp4netns forwards it to the host's own resolver. IPv6 stays off
+(slirp4netns' default).
 
 Order matters, because bwrap starts the command as soon as its --block-fd becomes readable, and
 also when it reaches end of file (a runner killed mid-way closes it): the routes are installed
@@ -28,7 +30,8 @@ before slirp4netns is started, so a sandbox released early has no network at all
 an unfiltered one. The one route that must wait is 10.0.2.2/32: slirp4netns --configure adds
 the default route through 10.0.2.2, which the kernel refuses while that address is
 unreachable; it is added once slirp4netns is ready (and slirp4netns refuses 10.0.2.2 by itself
-with --disable-host-loopback anyway).
+with --disable-host-loopback anyway). The gateway still works as the default route's next hop:
+the kernel reaches a next hop on its link, without a route lookup.
 
 Namespaces. bwrap creates two user namespaces: an outer one that owns the network namespace and
 the sandbox's own one inside it. Both helpers join the outer one (found with NS_GET_USERNS on
@@ -63,8 +66,9 @@ from dataclasses import dataclass
 from .errors import SandboxError, SandboxUnavailable
 
 SLIRP_SUBNET = ipaddress.ip_network("10.0.2.0/24")
-SLIRP_HOST = ipaddress.ip_network("10.0.2.2/32")
 SLIRP_DNS = "10.0.2.3"
+# Added once slirp4netns is ready: the subnet but for the DNS forwarder (10.0.2.2 among them).
+SLIRP_SUBNET_BLOCKED = tuple(sorted(SLIRP_SUBNET.address_exclude(ipaddress.ip_network(f"{SLIRP_DNS}/32"))))
 RESOLV_CONF = f"nameserver {SLIRP_DNS}\n".encode()
 TAP_DEVICE = "tap0"
 MTU = 65520
@@ -164,7 +168,7 @@ def host_addresses(ip: str) -> list[ipaddress.IPv4Address]:
 def blocked_networks(
     allowed: Sequence[ipaddress.IPv4Network], own_addresses: Iterable[ipaddress.IPv4Address]
 ) -> list[ipaddress.IPv4Network]:
-    """The unreachable routes of a networked sandbox (without SLIRP_HOST, added later)."""
+    """The unreachable routes of a networked sandbox before slirp4netns starts (SLIRP_SUBNET_BLOCKED come later)."""
     private = list(PRIVATE_NETWORKS)
     for hole in allowed:
         remaining = []
@@ -246,7 +250,7 @@ def connect(
         _add_routes(tools, net_fd, user_fd, blocked, user_kwargs)
         network = _start_slirp(tools, net_fd, user_fd, user_kwargs)
         try:
-            _add_routes(tools, net_fd, user_fd, [SLIRP_HOST], user_kwargs)
+            _add_routes(tools, net_fd, user_fd, SLIRP_SUBNET_BLOCKED, user_kwargs)
         except BaseException:
             network.close()
             raise

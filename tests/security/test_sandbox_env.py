@@ -1,0 +1,185 @@
+"""Attack: a repository's lifecycle command looks for the worker's secrets.
+
+A hostile onCreateCommand prints its own environment, every /proc/*/environ and /proc/*/cmdline
+it can open (the sandbox's init, pid 1 inside, is bwrap's own fork) and the targets of its own
+and every other visible file descriptor. The worker runs with a DATABASE_URL, a broker URL and a
+secret key of unique values; none of their names or values may show up anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runner import sandbox
+from runner._fs import cleanup_tree
+from runner.executor import PrebuildJob, run_prebuild
+from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
+from runner.store import LocalSnapshotStore
+
+pytestmark = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")
+
+# Written so that it names no variable it looks for: its own command line is on display too.
+PROBE = r"""
+import glob, json, os
+seen = {"env": dict(os.environ), "files": {}, "unreadable": [], "fds": {}}
+for path in sorted(glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline")
+                   + glob.glob("/proc/[0-9]*/task/[0-9]*/environ")):
+    try:
+        with open(path, "rb") as f:
+            seen["files"][path] = f.read().decode("utf-8", "replace")
+    except OSError as exc:
+        seen["unreadable"].append(f"{path}: {exc.strerror}")
+for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        continue
+    for name in names:
+        try:
+            seen["fds"][f"{fd_dir}/{name}"] = os.readlink(f"{fd_dir}/{name}")
+        except OSError:
+            pass
+print("PROBE " + json.dumps(seen))
+"""
+
+
+@pytest.fixture
+def work_dir():
+    # Not pytest's tmp_path: /tmp/pytest-of-root is 0700, and the sandbox user must reach the workspace.
+    path = Path(tempfile.mkdtemp(prefix="security-env-", dir="/tmp"))
+    path.chmod(0o711)
+    yield path
+    cleanup_tree(path)
+
+
+@pytest.fixture
+def worker_secrets(monkeypatch):
+    """The worker's environment as production has it, with values found nowhere else."""
+    values = {
+        "DATABASE_URL": f"postgresql://prebuilds:pg-{uuid.uuid4().hex}@127.0.0.1:5432/prebuilds",
+        "CELERY_BROKER_URL": f"redis://:redis-{uuid.uuid4().hex}@127.0.0.1:6379/0",
+        "SECRET_KEY": f"key-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def probe_output(lines: list[str]) -> dict:
+    [report] = [line.removeprefix("PROBE ") for line in lines if line.startswith("PROBE ")]
+    return json.loads(report)
+
+
+def assert_nothing_leaked(text: str, secrets: dict) -> None:
+    for name, value in secrets.items():
+        assert name not in text
+        # The password (or key) alone, too: a URL may be quoted or split.
+        assert value not in text and value.split("@")[0].rsplit(":", 1)[-1] not in text
+
+
+@pytest.mark.parametrize("allow_network", [False, True], ids=["no-network", "network"])
+def test_sandboxed_command_sees_no_worker_variable(work_dir, worker_secrets, allow_network):
+    workspace = work_dir / "ws"
+    workspace.mkdir()
+    lines = []
+    result = run_sandboxed(
+        ["python3", "-c", PROBE],
+        workspace=workspace,
+        limits=SandboxLimits(allow_network=allow_network),
+        on_line=lambda stream, text: lines.append(text),
+    )
+    assert result.exit_status == 0, lines
+    seen = probe_output(lines)
+    # The probe really read the sandbox's init (bwrap's fork) and itself: nothing hid them.
+    assert "/proc/1/environ" in seen["files"] and "/proc/1/cmdline" in seen["files"]
+    assert "bwrap" in seen["files"]["/proc/1/cmdline"]
+    assert_nothing_leaked("\n".join(lines), worker_secrets)
+    assert seen["env"]["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    # No descriptor of the runner's: the probe's own are stdin, stdout, stderr and the listing.
+    own = {path.rsplit("/", 1)[1]: target for path, target in seen["fds"].items() if "/proc/1/fd/" not in path}
+    leftovers = {fd: t for fd, t in own.items() if int(fd) > 2 and not t.startswith("/proc/")}
+    assert leftovers == {}
+
+
+def test_unsandboxed_fallback_sees_no_worker_variable(work_dir, worker_secrets, monkeypatch):
+    # The weaker mode (no bwrap, allowed explicitly) still starts the command with a minimal
+    # environment. It sees the host's /proc, so only its own environment is checked here.
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    workspace = work_dir / "ws"
+    workspace.mkdir()
+    lines = []
+    result = run_sandboxed(
+        ["python3", "-c", "import json, os; print('PROBE ' + json.dumps({'env': dict(os.environ)}))"],
+        workspace=workspace,
+        limits=SandboxLimits(),
+        on_line=lambda stream, text: lines.append(text),
+        allow_unsandboxed=True,
+    )
+    assert result.exit_status == 0, lines
+    assert probe_output(lines)["env"]["TERM"] == "dumb"
+    assert_nothing_leaked("\n".join(lines), worker_secrets)
+
+
+def make_hostile_repo(dest: Path) -> None:
+    """A repository whose onCreateCommand is the probe, as an attacker would push it."""
+    (dest / ".devcontainer").mkdir(parents=True)
+    (dest / "probe.py").write_text(PROBE)
+    (dest / ".devcontainer" / "devcontainer.json").write_text(json.dumps({"onCreateCommand": "python3 probe.py"}))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(dest)]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "hostile"], check=True)
+
+
+class Lines:
+    """A Reporter that keeps the log lines and ignores the rest."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, str, str]] = []
+
+    def logs(self, batch):
+        self.lines.extend(batch)
+
+    def phase(self, name):
+        pass
+
+    def step(self, event):
+        pass
+
+    def progress(self, percent):
+        pass
+
+    def should_stop(self):
+        return None
+
+    def heartbeat(self):
+        pass
+
+
+def test_prebuild_lifecycle_command_sees_no_worker_variable(work_dir, worker_secrets):
+    repo = work_dir / "repo"
+    make_hostile_repo(repo)
+    reporter = Lines()
+    outcome = run_prebuild(
+        PrebuildJob(
+            prebuild_id="p1",
+            repository_url=str(repo),
+            branch="main",
+            workspace=work_dir / "workspace",
+            store=LocalSnapshotStore(work_dir / "store", fsync=False),
+            snapshot_id="s1",
+            limits=SandboxLimits(allow_network=True),
+        ),
+        reporter,
+    )
+    assert outcome.result == "completed", outcome.failure_message
+    lifecycle = [text for step, _, text in reporter.lines if step == "onCreateCommand"]
+    seen = probe_output(lifecycle)
+    assert "/proc/1/environ" in seen["files"]
+    assert_nothing_leaked("\n".join(lifecycle), worker_secrets)
