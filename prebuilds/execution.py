@@ -61,6 +61,7 @@ def sandbox_limits(environment_class) -> SandboxLimits:
         # CPU time for the whole command: the class's cores busy for the longest prebuild allowed.
         cpu_seconds=environment_class.cpu_cores * int(settings.PREBUILD_MAX_TIMEOUT.total_seconds()),
         allow_network=environment_class.allow_network,
+        allowed_private_networks=tuple(settings.SANDBOX_ALLOWED_PRIVATE_NETWORKS),
     )
 
 
