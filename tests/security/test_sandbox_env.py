@@ -9,7 +9,9 @@ secret key of unique values; none of their names or values may show up anywhere.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -183,3 +185,41 @@ def test_prebuild_lifecycle_command_sees_no_worker_variable(work_dir, worker_sec
     seen = probe_output(lifecycle)
     assert "/proc/1/environ" in seen["files"]
     assert_nothing_leaked("\n".join(lifecycle), worker_secrets)
+
+
+SETTINGS_PROBE = r"""
+import json, django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({"db_password": db.get("PASSWORD"), "broker": settings.CELERY_BROKER_URL,
+                  "cache": settings.CACHES["default"]["LOCATION"], "secret_key": settings.SECRET_KEY,
+                  "metrics_token": settings.METRICS_TOKEN}))
+"""
+
+
+def test_worker_secrets_can_come_from_files_instead_of_its_environment(tmp_path):
+    # So that production keeps them out of the worker's environment altogether.
+    secrets = {
+        "DATABASE_URL": f"postgresql://prebuilds:pg-{uuid.uuid4().hex}@127.0.0.1:5432/prebuilds",
+        "CELERY_BROKER_URL": f"redis://:redis-{uuid.uuid4().hex}@127.0.0.1:6379/0",
+        "SECRET_KEY": f"key-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        "METRICS_TOKEN": f"metrics-{uuid.uuid4().hex}",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in secrets and k != "PYTEST_VERSION"}
+    env.update(DJANGO_SETTINGS_MODULE="dashboard.settings", DATA_DIR=str(tmp_path / "data"))
+    for name, value in secrets.items():
+        path = tmp_path / name.lower()
+        path.write_text(value + "\n")
+        env[f"{name}_FILE"] = str(path)
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["db_password"] == secrets["DATABASE_URL"].split(":")[2].split("@")[0]
+    assert seen["broker"] == secrets["CELERY_BROKER_URL"]
+    assert seen["cache"] == secrets["CELERY_BROKER_URL"].removesuffix("/0") + "/1"
+    assert seen["secret_key"] == secrets["SECRET_KEY"]
+    assert seen["metrics_token"] == secrets["METRICS_TOKEN"]
