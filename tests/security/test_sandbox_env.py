@@ -223,3 +223,28 @@ def test_worker_secrets_can_come_from_files_instead_of_its_environment(tmp_path)
     assert seen["cache"] == secrets["CELERY_BROKER_URL"].removesuffix("/0") + "/1"
     assert seen["secret_key"] == secrets["SECRET_KEY"]
     assert seen["metrics_token"] == secrets["METRICS_TOKEN"]
+
+
+def test_command_cannot_make_a_nested_user_namespace(work_dir):
+    # A user namespace of its own would give the command every capability inside it: more kernel
+    # surface, and a way around what the sandbox's uid cannot do.
+    workspace = work_dir / "ws"
+    workspace.mkdir()
+    probe = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "CLONE_NEWUSER = 0x10000000\n"
+        "if libc.unshare(CLONE_NEWUSER) == 0:\n"
+        "    print('nested user namespace made')\n"
+        "else:\n"
+        "    print('refused', ctypes.get_errno())\n"
+    )
+    lines = []
+    result = run_sandboxed(
+        ["python3", "-c", probe],
+        workspace=workspace,
+        limits=SandboxLimits(),
+        on_line=lambda stream, text: lines.append(text),
+    )
+    assert result.exit_status == 0, lines
+    assert lines[0].startswith("refused"), lines
