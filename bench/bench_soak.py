@@ -192,7 +192,8 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
         DATA_DIR=str(data_dir),
         DATABASE_URL=f"postgresql://prebuilds_prod:{(data_dir / 'pg_password').read_text().strip()}"
         "@127.0.0.1:5432/prebuilds_soak",
-        CELERY_BROKER_URL=f"redis://127.0.0.1:{env['REDIS_PORT']}/0",
+        # run_prod.sh's Redis has a password: the URL is in a file it wrote, as for its own processes.
+        CELERY_BROKER_URL_FILE=str(data_dir / "celery_broker_url"),
         SECRET_KEY_FILE=str(data_dir / "secret_key_prod"),
         LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE="dashboard.settings",

@@ -64,6 +64,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return items
 
 
+def sandbox_private_networks(name: str) -> tuple[str, ...]:
+    """Comma-separated IPv4 networks (CIDR, no host bits) inside the private ranges; empty by default."""
+    from runner.netns import parse_allowed_private_networks
+
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return ()
+    try:
+        return tuple(str(net) for net in parse_allowed_private_networks(env_list(name, [])))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
 def database_config(url: str, data_dir: Path) -> dict:
     """SQLite under the data directory when no URL is set (or a sqlite:////path URL names the file);
     PostgreSQL (psycopg 3) when a postgresql:// URL is set."""

@@ -16,6 +16,7 @@ from dashboard.config import (
     env_int,
     env_list,
     env_str,
+    sandbox_private_networks,
     secret_key,
     tighten_data_dir,
     use_private_umask,
@@ -151,13 +152,16 @@ else:
 # The cache holds API throttle counters: shared through Redis when there is one, so every server
 # process counts against the same budget; per process otherwise.
 # It uses the next Redis database, so that clearing the cache can never drop queued tasks.
+# Values are JSON, never pickle (dashboard/cache.py says why); the local-memory cache pickles, but
+# only its own process can write to it.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     _broker = urlsplit(CELERY_BROKER_URL)
     _cache_db = (int(_broker.path.strip("/") or 0) + 1) % 16
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "dashboard.cache.JSONRedisCache",
             "LOCATION": urlunsplit(_broker._replace(path=f"/{_cache_db}")),
+            "OPTIONS": {"serializer": "dashboard.cache.JSONSerializer"},
         }
     }
 else:
@@ -180,6 +184,9 @@ SNAPSHOTS_DIR = Path(env_str("SNAPSHOTS_DIR") or DATA_DIR / "snapshots").resolve
 # Lifecycle commands run under bubblewrap; without it the runner refuses to run them unless this
 # is set explicitly (a weaker mode: process group, scrubbed environment and rlimits only).
 RUNNER_ALLOW_UNSANDBOXED = env_bool("RUNNER_ALLOW_UNSANDBOXED", False)
+# A class that allows network reaches the outside only: never the runner host, link-local addresses
+# or (unless listed here, e.g. "10.20.0.0/16,192.168.5.0/24") the private ranges (runner/netns.py).
+SANDBOX_ALLOWED_PRIVATE_NETWORKS = sandbox_private_networks("SANDBOX_ALLOWED_PRIVATE_NETWORKS")
 # A running prebuild whose worker has not written a heartbeat for this long is failed "runner lost".
 PREBUILD_HEARTBEAT_TIMEOUT = timedelta(seconds=env_int("PREBUILD_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=5))
 # A PENDING prebuild older than this is sent to its queue again (its message may have been lost).
@@ -301,13 +308,14 @@ if PRODUCTION:
 
 # /metrics: a scraper with the bearer token, or a client from one of these networks (a request that
 # came through a proxy, i.e. with X-Forwarded-For, is judged by the token only: its address is the
-# proxy's). Empty METRICS_ALLOWED_NETWORKS and no token: nobody.
+# proxy's). Empty METRICS_ALLOWED_NETWORKS and no token: nobody. In production the default is the
+# token only: every local process (a lifecycle command, were it ever to reach the host) is loopback.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 _networks = os.environ.get("METRICS_ALLOWED_NETWORKS")
 if _networks is not None and not _networks.strip():
     METRICS_ALLOWED_NETWORKS = []  # set but empty: the token only
 else:
-    METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+    METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [] if PRODUCTION else ["127.0.0.1/32", "::1/128"])
 try:
     METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(net, strict=False) for net in METRICS_ALLOWED_NETWORKS]
 except ValueError as exc:

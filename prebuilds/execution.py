@@ -86,6 +86,7 @@ def sandbox_limits(environment_class) -> SandboxLimits:
         disk_bytes=disk_bytes,
         tmp_bytes=min(MAX_TMP_BYTES, memory_bytes // 4),
         origin=f"environment class {environment_class.display_name!r}",
+        allowed_private_networks=tuple(settings.SANDBOX_ALLOWED_PRIVATE_NETWORKS),
     )
 
 

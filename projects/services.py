@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -10,9 +11,12 @@ from urllib.parse import urlsplit
 
 import django.dispatch
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from projects.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -391,6 +395,48 @@ def _token_cache_key(token_hash: str) -> str:
     return f"api-token:{token_hash}"
 
 
+# The cache (Redis in production) is shared by every server process, and whoever can write to it
+# must not be able to authenticate as anyone: an entry is plain data (never a pickled object), signed
+# with the secret key; one that does not verify is a miss.
+_TOKEN_CACHE_SALT = "projects.api-token-cache"
+
+
+@functools.cache
+def _user_cache_fields():
+    # Every column but the password hash, which has no business in a cache.
+    return [f for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+
+
+def _plain(value):
+    return str(value) if isinstance(value, uuid.UUID) else value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _token_cache_dump(user, roles: dict, expires_at) -> str:
+    data = {
+        "user": {f.attname: _plain(getattr(user, f.attname)) for f in _user_cache_fields()},
+        "roles": {str(org_id): role for org_id, role in roles.items()},
+        "expires_at": _plain(expires_at),
+    }
+    return signing.dumps(data, salt=_TOKEN_CACHE_SALT, compress=False)
+
+
+def _token_cache_load(value):
+    """(user, roles, expires_at) from a cache entry; None when it is missing or not ours."""
+    if not isinstance(value, str):
+        return None
+    try:
+        data = signing.loads(value, salt=_TOKEN_CACHE_SALT)
+        fields = _user_cache_fields()
+        values = [None if data["user"][f.attname] is None else f.to_python(data["user"][f.attname]) for f in fields]
+        user = get_user_model().from_db(router.db_for_read(get_user_model()), [f.attname for f in fields], values)
+        org_pk = Organization._meta.pk
+        roles = {org_pk.to_python(org_id): role for org_id, role in data["roles"].items()}
+        expires_at = data["expires_at"] and datetime.fromisoformat(data["expires_at"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError, ValidationError):
+        return None
+    return user, roles, expires_at
+
+
 def api_token_authenticate(secret: str, *, now: datetime | None = None):
     """The user a bearer token belongs to, or Unauthenticated. Expiry is judged at `now` (the
     request's clock; the wall clock when not given).
@@ -401,7 +447,7 @@ def api_token_authenticate(secret: str, *, now: datetime | None = None):
         raise Unauthenticated("invalid API token")
     token_hash = _hash_token(secret)
     now = now or timezone.now()
-    cached = cache.get(_token_cache_key(token_hash))
+    cached = _token_cache_load(cache.get(_token_cache_key(token_hash)))
     if cached is not None:
         user, roles, expires_at = cached
         if expires_at is None or expires_at > now:
@@ -423,7 +469,8 @@ def api_token_authenticate(secret: str, *, now: datetime | None = None):
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     user = token.user
-    cache.set(_token_cache_key(token_hash), (user, user.organization_roles, token.expires_at), API_TOKEN_CACHE_SECONDS)
+    entry = _token_cache_dump(user, user.organization_roles, token.expires_at)
+    cache.set(_token_cache_key(token_hash), entry, API_TOKEN_CACHE_SECONDS)
     return user
 
 

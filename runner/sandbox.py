@@ -4,8 +4,21 @@ What the sandboxed command sees: its workspace at /workspace (read-write, also H
 the current directory), /usr and the /bin, /sbin, /lib* links or directories read-only, a
 short list of harmless /etc files (ETC_ENTRIES), a private /tmp, /proc and /dev, and
 nothing else of the host: no data directory, no other workspace, no /root, /work or host
-/tmp. It runs in new user, PID, IPC, UTS, cgroup and (unless allow_network) network
-namespaces, in its own session, with a cleared environment (sandbox_env()).
+/tmp. It runs in new user, PID, IPC, UTS, cgroup and network namespaces, in its own
+session, and cannot create a nested user namespace (--disable-userns).
+
+Network. The sandbox always has a network namespace of its own: without allow_network only
+its own loopback; with it, slirp4netns connects it to the outside but not to the runner
+host's loopback, its own addresses, link-local or (unless limits.allowed_private_networks
+names them) private addresses, and /etc/resolv.conf names slirp's DNS forwarder (netns.py
+says how and why). Without slirp4netns, nsenter and ip a networked sandbox does not start.
+
+Environment. Nothing of the runner's environment reaches the sandbox: bwrap itself (whose
+fork is the sandbox's init, pid 1 inside, with a readable /proc/1/environ) and every helper
+it needs are started with an explicit minimal environment (sandbox_env(), HELPER_ENV), the
+command gets the same with --clearenv, no secret is on any command line, and no file
+descriptor but stdin, stdout and stderr is left open in the sandbox (the ones bwrap is
+handed are closed before the command starts).
 
 Identity. When the runner is root, bwrap itself is started as an unprivileged host uid of
 the run's own (uid 1000 inside), leased from runner.uids for the whole prebuild or workspace
@@ -70,6 +83,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import netns
 from ._proc import Line, ShouldStop, Watched, process_group_killer, pump
 from .errors import SandboxError, SandboxUnavailable
 from .uids import FIRST_UID, default_pool
@@ -96,7 +110,7 @@ ETC_ENTRIES = (
     "nsswitch.conf",
     "passwd",
     "protocols",
-    "resolv.conf",
+    # No resolv.conf: the host's names the host's resolver; a networked sandbox gets its own.
     "services",
     "ssl",
     "timezone",
@@ -121,6 +135,9 @@ class SandboxLimits:
     tmp_bytes: int | None = 512 << 20
     # Names where the limits come from in messages, e.g. "environment class 'small'".
     origin: str | None = None
+    # CIDRs inside the private ranges that a networked sandbox may reach (plain data from the
+    # SANDBOX_ALLOWED_PRIVATE_NETWORKS setting); everything else private stays unreachable.
+    allowed_private_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +221,7 @@ def start_sandboxed(
             "bubblewrap (bwrap) is not installed; install it (apt-get install bubblewrap) "
             "or allow unsandboxed runs to execute lifecycle commands without isolation"
         )
+    tools = netns.find_tools() if bwrap is not None and limits.allow_network else None
     drop_root = os.geteuid() == 0
     if drop_root:
         if uid is None:
@@ -221,6 +239,7 @@ def start_sandboxed(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            close_fds=True,
             start_new_session=True,
             preexec_fn=preexec,
             **user_kwargs,
@@ -228,32 +247,77 @@ def start_sandboxed(
         return Watched(label, popen, process_group_killer(popen))
 
     info_read, info_write = os.pipe()
+    # The command starts only once something is written here: after its network is complete.
+    block_read, block_write = os.pipe()
+    resolv_read = netns.resolv_conf_pipe() if limits.allow_network else None
+    handed = [info_write, block_read] + ([resolv_read] if resolv_read is not None else [])
     try:
         popen = subprocess.Popen(
-            bwrap_argv(bwrap, argv, workspace, limits, info_fd=info_write),
+            bwrap_argv(bwrap, argv, workspace, limits, info_fd=info_write, block_fd=block_read, resolv_fd=resolv_read),
+            # bwrap's fork is the sandbox's init, whose environment the command can read.
+            env=sandbox_env(WORKSPACE_MOUNT),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            close_fds=True,
             start_new_session=True,
-            pass_fds=(info_write,),
+            pass_fds=tuple(handed),
             preexec_fn=preexec,
             **user_kwargs,
         )
+    except BaseException:
+        os.close(block_write)
+        raise
     finally:
-        os.close(info_write)
+        for fd in handed:
+            os.close(fd)
+    network = None
     try:
-        init_pidfd = _open_sandbox_init(info_read)
+        try:
+            init_pid, init_pidfd = _open_sandbox_init(info_read)
+        finally:
+            os.close(info_read)
+        if tools is not None and init_pid is not None:
+            network = netns.connect(
+                init_pid,
+                allowed_private_networks=limits.allowed_private_networks,
+                user_kwargs=user_kwargs,
+                tools=tools,
+            )
+    except BaseException:
+        # Killed before it is released: bwrap would start the command on end of file too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        os.close(block_write)
+        popen.stdout.close()
+        popen.stderr.close()
+        raise
+    try:
+        os.write(block_write, b"1")
+    except BrokenPipeError:
+        pass  # bwrap has already failed (a process limit, say); its stderr says why
     finally:
-        os.close(info_read)
-    box = _Sandbox(popen, init_pidfd)
+        os.close(block_write)
+    box = _Sandbox(popen, init_pidfd, network)
     return Watched(label, popen, box.signal_all, box.wait_gone)
 
 
-def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: SandboxLimits, *, info_fd: int) -> list[str]:
+def bwrap_argv(
+    bwrap: str,
+    argv: Sequence[str],
+    workspace: Path,
+    limits: SandboxLimits,
+    *,
+    info_fd: int,
+    block_fd: int | None = None,
+    resolv_fd: int | None = None,
+) -> list[str]:
     args = [
         bwrap,
-        "--unshare-all",
+        "--unshare-all",  # the network namespace too, always: see netns.py
         "--unshare-user",
+        "--disable-userns",
         "--uid",
         str(INSIDE_UID),
         "--gid",
@@ -263,8 +327,6 @@ def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: Sandbox
         "--hostname",
         "sandbox",
     ]
-    if limits.allow_network:
-        args.append("--share-net")
     args += ["--ro-bind", "/usr", "/usr"]
     for name in TOP_LEVEL_SYSTEM:
         host = f"/{name}"
@@ -276,6 +338,8 @@ def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: Sandbox
         host = f"/etc/{name}"
         if os.path.exists(host):
             args += ["--ro-bind", host, host]
+    if resolv_fd is not None:
+        args += ["--ro-bind-data", str(resolv_fd), "/etc/resolv.conf"]
     args += [
         "--proc",
         "/proc",
@@ -296,7 +360,10 @@ def bwrap_argv(bwrap: str, argv: Sequence[str], workspace: Path, limits: Sandbox
     ]
     for key, value in sandbox_env(WORKSPACE_MOUNT).items():
         args += ["--setenv", key, value]
-    args += ["--info-fd", str(info_fd), "--", *argv]
+    args += ["--info-fd", str(info_fd)]
+    if block_fd is not None:
+        args += ["--block-fd", str(block_fd)]
+    args += ["--", *argv]
     return args
 
 
@@ -346,17 +413,18 @@ def _hand_over(workspace: Path, uid: int) -> None:
         os.chmod(workspace, 0o700)
 
 
-def _open_sandbox_init(info_read: int) -> int | None:
-    """Read bwrap's --info-fd report and open a pidfd on the sandbox's init process."""
+def _open_sandbox_init(info_read: int) -> tuple[int | None, int | None]:
+    """Read bwrap's --info-fd report; the sandbox init's pid and a pidfd on it (None, None if gone)."""
     data = b""
     while chunk := os.read(info_read, 4096):
         data += chunk
     if not data:
-        return None  # bwrap failed before starting the sandbox; its stderr says why
+        return None, None  # bwrap failed before starting the sandbox; its stderr says why
     try:
-        return os.pidfd_open(json.loads(data)["child-pid"])
+        pid = json.loads(data)["child-pid"]
+        return pid, os.pidfd_open(pid)
     except ProcessLookupError:
-        return None  # already gone
+        return None, None  # already gone
     except (ValueError, KeyError) as exc:
         raise SandboxError(f"unexpected bwrap --info-fd output: {data[:200]!r}") from exc
 
@@ -369,9 +437,10 @@ class _Sandbox:
     then reaps its child and exits by itself, so no zombie is left behind.
     """
 
-    def __init__(self, popen: subprocess.Popen, init_pidfd: int | None):
+    def __init__(self, popen: subprocess.Popen, init_pidfd: int | None, network: netns.SandboxNetwork | None = None):
         self.kill_group = process_group_killer(popen)
         self.init_pidfd = init_pidfd
+        self.network = network
 
     def signal_all(self, sig: int) -> None:
         if self.init_pidfd is not None:
@@ -383,8 +452,9 @@ class _Sandbox:
 
     def wait_gone(self, timeout: float = 10.0) -> None:
         """Block until the sandbox's init has exited, which the kernel allows only once every
-        other process of its PID namespace is gone."""
+        other process of its PID namespace is gone; then stop its network helper."""
         if self.init_pidfd is None:
+            self._close_network()
             return
         try:
             poller = select.poll()
@@ -398,3 +468,9 @@ class _Sandbox:
         finally:
             os.close(self.init_pidfd)
             self.init_pidfd = None
+            self._close_network()
+
+    def _close_network(self) -> None:
+        if self.network is not None:
+            network, self.network = self.network, None
+            network.close()

@@ -5,7 +5,9 @@
 #   + one worker for the control queue   one beat
 #
 # Every process runs with PRODUCTION=1, DATABASE_URL and CELERY_BROKER_URL, as on separate hosts
-# (README "Production" gives the command for each part). Migrations and demo data come first. One
+# (README "Production" gives the command for each part). Secrets (the database and Redis passwords
+# inside those URLs, the secret key, the metrics token) are files in DATA_DIR (0600) passed as
+# *_FILE, so that no process has them in its environment or on its command line. Migrations and demo data come first. One
 # Ctrl-C stops everything this script started (PostgreSQL and Redis only if it started them); a
 # process that exits on its own is started again.
 #
@@ -45,7 +47,7 @@ stop_all() {
         sleep 0.5
     done
     for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
-    if [ -n "$started_redis" ]; then redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
+    if [ -n "$started_redis" ]; then rcli shutdown nosave >/dev/null 2>&1 || true; fi
     if [ -n "$started_pg" ]; then pg_ctlcluster "$started_pg" main stop || true; fi
 }
 trap 'stop_all; exit 130' INT TERM
@@ -56,6 +58,14 @@ secret() { # a random secret kept in DATA_DIR (0600), made once
     if [ ! -s "$file" ]; then (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(64))' >"$file"); fi
     echo "$file"
 }
+private_file() { # NAME CONTENT: a file in DATA_DIR only we can read; prints its path
+    local file=$DATA_DIR/$1
+    (umask 077 && printf '%s\n' "$2" >"$file")
+    echo "$file"
+}
+REDIS_PASSWORD=$(cat "$(secret redis_password)")
+# The password reaches redis-cli through its environment, never its command line.
+rcli() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -p "$REDIS_PORT" "$@"; }
 
 echo "== PostgreSQL"
 PG_VERSION=$(ls /usr/lib/postgresql | sort -n | tail -1)
@@ -75,12 +85,29 @@ SELECT 'CREATE DATABASE ${PG_DATABASE} OWNER ${PG_ROLE}'
 SQL
 
 echo "== Redis"
-if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+# With a password (read from the configuration on stdin, so not on its command line): a process of
+# the host that reaches 127.0.0.1 must not be able to read or write the queue and the cache.
+if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    echo "a Redis without a password already listens on port $REDIS_PORT: stop it, or set REDIS_PORT" >&2
+    exit 1
+fi
+if ! rcli ping 2>/dev/null | grep -q PONG; then
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+        echo "a Redis with another password already listens on port $REDIS_PORT: stop it, or set REDIS_PORT" >&2
+        exit 1
+    fi
     # No persistence: a lost message is re-sent by the reaper, and the database holds all state.
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-        --logfile "$DATA_DIR/redis.log" >/dev/null
+    redis-server - >/dev/null <<CONF
+port $REDIS_PORT
+bind 127.0.0.1
+save ""
+appendonly no
+daemonize yes
+logfile "$DATA_DIR/redis.log"
+requirepass $REDIS_PASSWORD
+CONF
     started_redis=1
-    for _ in $(seq 1 30); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
+    for _ in $(seq 1 30); do rcli ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
 fi
 
 echo "== TLS certificate (self-signed, for this machine only)"
@@ -94,8 +121,12 @@ fi
 
 export PRODUCTION=1
 export DATA_DIR
-export DATABASE_URL="postgresql://${PG_ROLE}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DATABASE}"
-export CELERY_BROKER_URL="redis://127.0.0.1:${REDIS_PORT}/0"
+unset DATABASE_URL CELERY_BROKER_URL SECRET_KEY METRICS_TOKEN # the files below take their place
+export DATABASE_URL_FILE
+DATABASE_URL_FILE=$(private_file database_url "postgresql://${PG_ROLE}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DATABASE}")
+export CELERY_BROKER_URL_FILE
+CELERY_BROKER_URL_FILE=$(private_file celery_broker_url "redis://:${REDIS_PASSWORD}@127.0.0.1:${REDIS_PORT}/0")
+unset PG_PASSWORD
 export SECRET_KEY_FILE
 SECRET_KEY_FILE=$(secret secret_key_prod)
 export METRICS_TOKEN_FILE
@@ -138,7 +169,7 @@ done
 start beat "$PY" -m celery -A dashboard beat --loglevel INFO --schedule "$DATA_DIR/celerybeat-schedule"
 
 echo "== serving on https://$HOST:$PORT/ (self-signed certificate; queues: control ${RUNNER_QUEUES[*]})"
-echo "   /metrics: from 127.0.0.1, or with 'Authorization: Bearer \$(cat $METRICS_TOKEN_FILE)'"
+echo "   /metrics: with 'Authorization: Bearer \$(cat $METRICS_TOKEN_FILE)' (production trusts no address by itself)"
 echo "   Press Ctrl-C to stop everything."
 # A supervisor, as in a deployment (systemd Restart=always): a process that exits on its own (a
 # worker can, when the broker goes away) is started again; Ctrl-C stops everything.

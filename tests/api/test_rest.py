@@ -1,10 +1,10 @@
 """The REST API under /api/v1/: shapes, filters and paging, errors, sessions with CSRF, docs."""
 
 import json
-import pickle
 import uuid
 
 import pytest
+from django.core import signing
 from django.core.cache import cache
 from django.test import Client
 
@@ -12,7 +12,14 @@ from prebuilds import services as prebuild_services
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import Prebuild, PrebuildTrigger
 from projects.models import ApiToken, Membership, Project, Role
-from projects.services import _hash_token, _token_cache_key, api_token_revoke, membership_set
+from projects.services import (
+    _TOKEN_CACHE_SALT,
+    _hash_token,
+    _token_cache_key,
+    _token_cache_load,
+    api_token_revoke,
+    membership_set,
+)
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.django_db
@@ -349,7 +356,9 @@ def test_a_used_token_stops_working_at_once_when_revoked_or_its_user_changes(org
 
 def test_the_remembered_token_holds_no_password_hash(org, tokens):
     assert Api(tokens["member"]).rest("get", "/api/v1/prebuilds/").status_code == 200
-    user, roles, _ = cache.get(_token_cache_key(_hash_token(tokens["member"])))
+    entry = cache.get(_token_cache_key(_hash_token(tokens["member"])))
+    user, roles, _ = _token_cache_load(entry)
     assert user == org.member and roles == {org.organization.id: Role.MEMBER}
     assert "password" not in user.__dict__
-    assert org.member.password.encode() not in pickle.dumps(user)
+    assert org.member.password not in signing.loads(entry, salt=_TOKEN_CACHE_SALT)["user"].values()
+    assert "pbkdf2" not in str(signing.loads(entry, salt=_TOKEN_CACHE_SALT))

@@ -70,17 +70,22 @@ def test_host_is_invisible(workspace, work_dir):
     assert not os.path.exists("/usr/evil")
 
 
-def test_no_network_unless_allowed(workspace):
+def test_host_loopback_unreachable_with_or_without_network(workspace):
+    # Allowing network means a route to the outside (tests/security/test_sandbox_network.py
+    # covers the rest), never the runner host's loopback.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
-    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')"
+    probe = (
+        f"import socket; print('default route', any(l.split()[1] == '00000000' for l in open('/proc/net/route')))\n"
+        f"socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')"
+    )
     try:
         _, lines = run(["python3", "-c", probe], workspace)
-        assert "connected" not in stdout(lines)
+        assert stdout(lines) == ["default route False"]
         _, lines = run(["python3", "-c", probe], workspace, SandboxLimits(allow_network=True))
-        assert "connected" in stdout(lines)
+        assert stdout(lines) == ["default route True"]
     finally:
         server.close()
 
