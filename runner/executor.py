@@ -92,6 +92,8 @@ class PrebuildJob:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     timeout_seconds: float = 3600
     allow_unsandboxed: bool = False
+    # Where a local repository may be cloned from (checkout.LocalSources); None: no policy.
+    local_sources: checkout.LocalSources | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class _Run:
                 should_stop=reporter.should_stop,
                 deadline=self.deadline,
                 on_tick=self.tick,
+                local_sources=job.local_sources,
             ),
             lambda commit: {"detail": commit},
         )
