@@ -14,9 +14,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from projects.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Role, Runner
+from projects.models import (
+    ApiToken,
+    EnvironmentClass,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    Runner,
+    new_webhook_secret_nonce,
+)
 from projects.queries import get_by_id
 from runner.checkout import LocalSources, local_path
 
@@ -358,6 +368,35 @@ def _apply_project_fields(
     project.daily_schedule_hour_utc = daily_schedule_hour_utc
     project.executor = executor
     project.enable_jetbrains_warmup = bool(enable_jetbrains_warmup)
+
+
+# --- webhook secrets ---------------------------------------------------------------------------
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_secret(project: Project) -> str:
+    """The key a project's webhook bodies are signed with (HMAC-SHA256), so a receiver can tell
+    they come from here.
+
+    Derived, not stored: an HMAC of SECRET_KEY over the project id and a random per-project nonce.
+    A database dump alone (which has the nonce) does not give it, nothing needs decrypting, and
+    rotating is replacing the nonce. The price: changing SECRET_KEY changes every project's secret
+    (as it logs everyone out), and receivers must then be given the new ones."""
+    digest = salted_hmac(
+        "projects.webhook-secret", f"{project.id}:{project.webhook_secret_nonce}", algorithm="sha256"
+    ).hexdigest()
+    return WEBHOOK_SECRET_PREFIX + digest
+
+
+def project_rotate_webhook_secret(*, actor, project: Project) -> str:
+    """A new webhook secret for the project (the old one stops working at once), returned so that
+    the admin who asked can be shown it once; nothing shows it again."""
+    require_admin(actor, project.organization_id, "rotate webhook secrets")
+    nonce = new_webhook_secret_nonce()
+    Project.objects.filter(pk=project.pk).update(webhook_secret_nonce=nonce, updated_at=timezone.now())
+    project.webhook_secret_nonce = nonce
+    return webhook_secret(project)
 
 
 # --- API tokens -------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ def test_reaper_leaves_live_prebuilds_alone(org):
     assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.STARTING
 
 
-def test_a_failed_prebuild_posts_to_the_project_webhook(org):
+def test_a_failed_prebuild_posts_to_the_project_webhook(org, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # loopback is refused unless allowed by name
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -135,7 +136,7 @@ def test_a_failed_prebuild_posts_to_the_project_webhook(org):
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.handle_request)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
     project = project_services.project_update(
         actor=org.admin, project=org.project, webhook_url=f"http://127.0.0.1:{server.server_port}/hook"
