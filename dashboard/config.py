@@ -6,7 +6,9 @@ was expected, instead of a surprise later (healthchecks' settings are the model)
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -188,3 +190,32 @@ def _chmod_own(path: Path, mode: int) -> None:
             path.chmod(mode)
     except FileNotFoundError:
         pass  # removed meanwhile (a broker message, a temporary file)
+
+
+def env_path_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of absolute paths, each resolved (symlinks followed)."""
+    items = env_list(name, default)
+    for item in items:
+        if not os.path.isabs(item):
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an absolute path")
+    return [os.path.realpath(item) for item in items]
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def env_host_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of host names or IP addresses (lower-cased; IPs in their usual form)."""
+    hosts = []
+    for item in env_list(name, default):
+        item = item.lower().removeprefix("[").removesuffix("]")
+        try:
+            hosts.append(str(ipaddress.ip_address(item)))
+            continue
+        except ValueError:
+            pass
+        if not _HOST_NAME.match(item.rstrip(".")):
+            raise ImproperlyConfigured(f"{name}: {item!r} is neither a host name nor an IP address")
+        hosts.append(item.rstrip("."))
+    return hosts

@@ -91,7 +91,9 @@ def create_demo_data() -> DemoResult:
     large = project_services.environment_class_create(
         runner=runner, display_name="large", cpu_cores=4, memory_mb=8192, disk_gb=40, description="4 cores, 8 GiB"
     )
-    repository = settings.DATA_DIR / "demo-repo"
+    # The one folder of the data directory that REPOSITORY_LOCAL_ROOTS admits by default (in
+    # development): the project is saved through the same rule as every other.
+    repository = settings.DEMO_REPOSITORY_DIR
     if not repository.exists():
         make_demo_repository(repository)
     project_services.project_create(

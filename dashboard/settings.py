@@ -374,3 +374,33 @@ API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 3
 # ==============================================================================================
 # --- Request bodies: deeply nested JSON is a 400, not a RecursionError and a 500 ------------
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["projects.parsers.SafeJSONParser"]
+# ==============================================================================================
+# --- Where repositories and webhooks may point (issue 11; appended for an easy merge) --------
+from dashboard.config import env_host_list, env_path_list  # noqa: E402
+
+# A local repository (absolute path or file:// URL) is accepted, and cloned, only from inside one of
+# REPOSITORY_LOCAL_ROOTS, after symlinks are resolved: a shared runner's disk holds other
+# organizations' repositories. Development admits the demo repository only, production nothing
+# (use https:// there, or name the folders of repositories every organization may use).
+DEMO_REPOSITORY_DIR = DATA_DIR / "demo-repo"
+_local_roots_default = [] if PRODUCTION else [str(DEMO_REPOSITORY_DIR)]
+if os.environ.get("PYTEST_VERSION") and "REPOSITORY_LOCAL_ROOTS" not in os.environ:
+    # The suite's fixtures name /srv/... paths and make sample repositories under /tmp: a test run
+    # admits any folder but the data directory and the stores (the tests of the rule narrow it),
+    # and tells the workers and servers it starts (which do not see PYTEST_VERSION) the same.
+    os.environ["REPOSITORY_LOCAL_ROOTS"] = ",".join([*_local_roots_default, "/"])
+REPOSITORY_LOCAL_ROOTS = env_path_list("REPOSITORY_LOCAL_ROOTS", _local_roots_default)
+# Never a repository, whatever the roots say: the product's data, snapshots, pools and workspaces.
+REPOSITORY_FORBIDDEN_ROOTS = [os.path.realpath(p) for p in (DATA_DIR, SNAPSHOTS_DIR, POOLS_DIR, WORKSPACES_DIR)]
+for _root in REPOSITORY_LOCAL_ROOTS:
+    if _root == os.path.realpath(DEMO_REPOSITORY_DIR):
+        continue  # the one folder inside the data directory that may be named
+    for _forbidden in REPOSITORY_FORBIDDEN_ROOTS:
+        if os.path.commonpath([_root, _forbidden]) == _forbidden:
+            raise ImproperlyConfigured(
+                f"REPOSITORY_LOCAL_ROOTS: {_root} lies inside {_forbidden}, which holds the product's own data"
+            )
+
+# Webhooks go only to public addresses; these host names or IP addresses may be internal ones.
+WEBHOOK_ALLOWED_HOSTS = env_host_list("WEBHOOK_ALLOWED_HOSTS", [])
+WEBHOOK_TIMEOUT_SECONDS = 5

@@ -19,6 +19,7 @@ from prebuilds import logstore, services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
 from projects.errors import FailedPrecondition
 from projects.paths import path_redactor
+from projects.services import repository_local_sources
 from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
 from runner.sandbox import SandboxLimits
@@ -219,6 +220,8 @@ def execute(prebuild_id: str) -> None:
         timeout_seconds=prebuild.timeout.total_seconds(),
         allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
         uids=uid_pool(),
+        # Checked again at clone time: a link inside an allowed folder may have changed since.
+        local_sources=repository_local_sources(),
     )
     log.info(
         "prebuild %s started on queue %s",

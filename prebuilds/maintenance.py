@@ -9,16 +9,14 @@ enqueued_at) carries that same `now`, so a pass run for a given time sees exactl
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from prebuilds import services
+from prebuilds import services, webhooks
 from prebuilds.models import ACTIVE_PHASES, TERMINAL_PHASES, Prebuild, PrebuildPhase, ScheduleState
 from projects.errors import FailedPrecondition
 from projects.models import Project
@@ -145,30 +143,4 @@ def expire_prebuilds(*, now: datetime | None = None) -> int:
 
 
 def send_failure_webhook(prebuild_id: str) -> None:
-    """POST a JSON description of a failed prebuild to its project's webhook URL."""
-    prebuild = Prebuild.objects.select_related("project", "environment_class").get(id=prebuild_id)
-    url = prebuild.project.webhook_url
-    if not url:
-        return
-    body = {
-        "event": "prebuild.failed",
-        "prebuild": {
-            "id": str(prebuild.id),
-            "projectId": str(prebuild.project_id),
-            "projectName": prebuild.project.name,
-            "environmentClassId": str(prebuild.environment_class_id),
-            "environmentClassName": prebuild.environment_class.display_name,
-            "triggeredBy": services.PrebuildTrigger(prebuild.triggered_by).name,
-            "failureMessage": prebuild.failure_message,
-            "completionTime": prebuild.completion_time.isoformat() if prebuild.completion_time else None,
-            "url": f"{settings.SITE_URL}/prebuilds/{prebuild.id}/",
-        },
-    }
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "prebuild-control-plane"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the admin's own URL
-        response.read()
+    webhooks.send_failure_webhook(prebuild_id)  # destination checks and signing: prebuilds/webhooks.py

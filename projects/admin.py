@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from projects import services
+from projects.errors import InvalidArgument
 from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner, User
 
 
@@ -38,8 +41,26 @@ class EnvironmentClassAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "description"]
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The admin saves models directly, not through the services: the repository rule (which local
+    folders may be cloned) is applied here with the services' own function."""
+
+    webhook_url = forms.URLField(required=False, max_length=1000, assume_scheme="https")
+
+    class Meta:
+        model = Project
+        exclude = ["access_token"]  # noqa: DJ006 - every field but the write-only token, as before
+
+    def clean_repository_url(self):
+        try:
+            return services.validate_repository_url(self.cleaned_data["repository_url"])
+        except InvalidArgument as error:
+            raise forms.ValidationError(error.message) from None
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = [
         "name",
         "organization",

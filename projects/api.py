@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -378,6 +379,20 @@ class ProjectSerializer(serializers.Serializer):
         }
 
 
+class ProjectCreatedSerializer(ProjectSerializer):
+    """The project as created, plus its webhook secret: shown in this response only."""
+
+    webhookSecret = serializers.CharField(  # noqa: N815
+        read_only=True,
+        help_text="signs webhook bodies (X-Prebuild-Signature-256: sha256=HMAC-SHA256 of the body); "
+        "returned only here and by rotate-webhook-secret",
+    )
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    webhookSecret = serializers.CharField(help_text="the new secret; the old one no longer signs")  # noqa: N815
+
+
 @extend_schema_serializer(many=False)  # a page object, not an array
 class ProjectListSerializer(serializers.Serializer):
     projects = ProjectSerializer(many=True)
@@ -461,16 +476,30 @@ class ProjectViewSet(viewsets.ViewSet):
         return page_of(_projects().visible_to(request.user), request, "projects", lambda p: ProjectSerializer(p).data)
 
     @extend_schema(
-        request=ProjectSerializer, responses=responses({201: ProjectSerializer}, 400, 403, 404, conflict=True)
+        request=ProjectSerializer,
+        responses=responses({201: ProjectCreatedSerializer}, 400, 403, 404, conflict=True),
     )
     def create(self, request):
-        """Create a project (organization admins)."""
+        """Create a project (organization admins). The answer carries the project's webhook secret,
+        once: no other read returns it (rotate-webhook-secret makes a new one)."""
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         organization = _organization_for_create(request.user, serializer.validated_data.get("organizationId"))
         fields = project_fields(serializer.validated_data)
         project = services.project_create(actor=request.user, organization=organization, **fields)
-        return Response(ProjectSerializer(_projects().get(pk=project.pk)).data, status=status.HTTP_201_CREATED)
+        data = ProjectSerializer(_projects().get(pk=project.pk)).data
+        data["webhookSecret"] = services.webhook_secret(project)
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+    @extend_schema(
+        parameters=[ID_PARAMETER], request=None, responses=responses({200: WebhookSecretSerializer}, 403, 404)
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-webhook-secret")
+    def rotate_webhook_secret(self, request, pk=None):
+        """A new webhook secret for the project (organization admins), returned once."""
+        project = services.project_get(user=request.user, project_id=pk)
+        secret = services.project_rotate_webhook_secret(actor=request.user, project=project)
+        return Response({"webhookSecret": secret}, headers={"Cache-Control": "no-store"})
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: ProjectSerializer}, 404))
     def retrieve(self, request, pk=None):

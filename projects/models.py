@@ -3,6 +3,7 @@
 Models hold data and named queries only; the rules live in projects/services.py.
 """
 
+import secrets
 import uuid
 from datetime import timedelta
 from functools import cached_property
@@ -138,6 +139,10 @@ class EnvironmentClass(models.Model):
         return self.runner.organization_id
 
 
+def new_webhook_secret_nonce() -> str:
+    return secrets.token_hex(16)
+
+
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user):
         if not user.is_authenticated:
@@ -164,6 +169,9 @@ class Project(models.Model):
     # Write-only: used for HTTPS clones, never rendered, logged or returned by an API.
     access_token = models.CharField(max_length=500, blank=True, default="")
     webhook_url = models.URLField(max_length=1000, blank=True, default="")
+    # Not the webhook secret: the secret is derived from this, the project id and SECRET_KEY
+    # (projects.services.webhook_secret), so that a database dump alone does not reveal it.
+    webhook_secret_nonce = models.CharField(max_length=64, default=new_webhook_secret_nonce, editable=False)
 
     # Prebuild configuration (named as in Ona's project API).
     prebuilds_enabled = models.BooleanField(default=False)

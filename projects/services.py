@@ -18,10 +18,21 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from projects.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
-from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Role, Runner
+from projects.models import (
+    ApiToken,
+    EnvironmentClass,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    Runner,
+    new_webhook_secret_nonce,
+)
 from projects.queries import get_by_id
+from runner.checkout import LocalSources, local_path
 
 # Sent after a project's prebuild configuration changed, with the classes that no longer get
 # prebuilds. The warm pool side listens (so this room needs no knowledge of pools).
@@ -135,13 +146,33 @@ def project_get(*, user, project_id) -> Project:
     )
 
 
-def _validate_repository_url(url: str) -> str:
+def repository_local_sources() -> LocalSources:
+    """Where a project's local repository may be: the settings' roots, minus the product's own data.
+    Plain data, so that the runner checks the same rule again when it clones."""
+    return LocalSources.of(settings.REPOSITORY_LOCAL_ROOTS, settings.REPOSITORY_FORBIDDEN_ROOTS)
+
+
+LOCAL_REPOSITORY_REFUSED = (
+    "repository_url must be an https:// URL, or a local repository inside a folder named by the "
+    "REPOSITORY_LOCAL_ROOTS setting and outside the product's data directory"
+)
+
+
+def validate_repository_url(url: str) -> str:
+    """The URL, stripped, if a project may use it; else InvalidArgument (the Django admin calls it too)."""
     url = (url or "").strip()
     if not url:
         raise InvalidArgument("repository_url must not be empty", field="repository_url")
     parts = urlsplit(url)
-    if parts.scheme in ("https", "http", "file"):
-        if parts.scheme != "file" and not parts.netloc:
+    local = local_path(url)
+    if local is not None:
+        # Checked on the real path (symlinks resolved); the runner checks again when it clones.
+        # The answer is the same whether the path exists or not.
+        if repository_local_sources().resolve(local) is None:
+            raise InvalidArgument(LOCAL_REPOSITORY_REFUSED, field="repository_url")
+        return url
+    if parts.scheme in ("https", "http"):
+        if not parts.netloc:
             raise InvalidArgument("repository_url has no host", field="repository_url")
         if parts.username or parts.password:
             # Credentials in the URL would end up in logs and pages: they belong in access_token.
@@ -150,8 +181,6 @@ def _validate_repository_url(url: str) -> str:
                 field="repository_url",
             )
         return url
-    if parts.scheme == "" and url.startswith("/"):
-        return url  # a local path on the runner
     raise InvalidArgument(
         "repository_url must be an https:// or file:// URL or an absolute local path", field="repository_url"
     )
@@ -332,7 +361,7 @@ def _apply_project_fields(
     if executor is not None and role_in(executor, project.organization_id) is None:
         raise InvalidArgument("executor must be a member of the organization", field="prebuild_configuration.executor")
     project.name = name
-    project.repository_url = _validate_repository_url(repository_url)
+    project.repository_url = validate_repository_url(repository_url)
     project.branch = branch
     project.devcontainer_path = _validate_devcontainer_path(devcontainer_path)
     project.default_environment_class = default_environment_class
@@ -343,6 +372,35 @@ def _apply_project_fields(
     project.daily_schedule_hour_utc = daily_schedule_hour_utc
     project.executor = executor
     project.enable_jetbrains_warmup = bool(enable_jetbrains_warmup)
+
+
+# --- webhook secrets ---------------------------------------------------------------------------
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_secret(project: Project) -> str:
+    """The key a project's webhook bodies are signed with (HMAC-SHA256), so a receiver can tell
+    they come from here.
+
+    Derived, not stored: an HMAC of SECRET_KEY over the project id and a random per-project nonce.
+    A database dump alone (which has the nonce) does not give it, nothing needs decrypting, and
+    rotating is replacing the nonce. The price: changing SECRET_KEY changes every project's secret
+    (as it logs everyone out), and receivers must then be given the new ones."""
+    digest = salted_hmac(
+        "projects.webhook-secret", f"{project.id}:{project.webhook_secret_nonce}", algorithm="sha256"
+    ).hexdigest()
+    return WEBHOOK_SECRET_PREFIX + digest
+
+
+def project_rotate_webhook_secret(*, actor, project: Project) -> str:
+    """A new webhook secret for the project (the old one stops working at once), returned so that
+    the admin who asked can be shown it once; nothing shows it again."""
+    require_admin(actor, project.organization_id, "rotate webhook secrets")
+    nonce = new_webhook_secret_nonce()
+    Project.objects.filter(pk=project.pk).update(webhook_secret_nonce=nonce, updated_at=timezone.now())
+    project.webhook_secret_nonce = nonce
+    return webhook_secret(project)
 
 
 # --- API tokens -------------------------------------------------------------------------------

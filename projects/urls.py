@@ -7,4 +7,5 @@ app_name = "projects"
 urlpatterns = [
     path("", views.project_list, name="list"),
     path("<uuid:pk>/", views.project_detail, name="detail"),
+    path("<uuid:pk>/webhook-secret/", views.project_webhook_secret, name="webhook-secret"),
 ]

@@ -12,7 +12,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as HttpForbidden
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
 from projects import services
 from projects.errors import DomainError, NotFound, PermissionDenied
@@ -150,3 +151,15 @@ def project_detail(request, pk):
     if request.htmx and request.method == "POST":
         return render(request, "projects/detail.html#configuration", context)
     return render(request, "projects/detail.html", context)
+
+
+@login_required
+@never_cache
+@domain_errors
+@require_POST
+def project_webhook_secret(request, pk):
+    """Rotate the project's webhook secret and show the new one in this response, once: it is not
+    kept in the session or anywhere else, and no page shows it again (rotate again if it is lost)."""
+    project = services.project_get(user=request.user, project_id=pk)
+    secret = services.project_rotate_webhook_secret(actor=request.user, project=project)
+    return render(request, "projects/webhook_secret.html", {"project": project, "secret": secret})

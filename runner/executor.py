@@ -99,6 +99,8 @@ class PrebuildJob:
     timeout_seconds: float = 3600
     allow_unsandboxed: bool = False
     uids: UidPool | None = None  # None: runner.uids.default_pool()
+    # Where a local repository may be cloned from (checkout.LocalSources); None: no policy.
+    local_sources: checkout.LocalSources | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class _Run:
                 should_stop=reporter.should_stop,
                 deadline=self.deadline,
                 on_tick=self.tick,
+                local_sources=job.local_sources,
             ),
             lambda commit: {"detail": commit},
         )

@@ -134,6 +134,8 @@ METRICS_TOKEN_FILE=$(secret metrics_token)
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost}
 export SITE_URL=${SITE_URL:-https://127.0.0.1:$PORT}
 export PORT
+# The demo project clones the generated demo repository; production admits no other local path.
+export REPOSITORY_LOCAL_ROOTS=${REPOSITORY_LOCAL_ROOTS:-$DATA_DIR/demo-repo}
 
 echo "== migrate, demo data, check --deploy"
 "$PY" manage.py migrate --no-input -v 0

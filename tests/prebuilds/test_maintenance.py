@@ -143,7 +143,8 @@ def test_reaper_leaves_live_prebuilds_alone_and_fails_silent_ones(org, settings)
     assert prebuild.phase == PrebuildPhase.FAILED and prebuild.failure_message.startswith("runner lost")
 
 
-def test_a_failed_prebuild_posts_to_the_project_webhook(org):
+def test_a_failed_prebuild_posts_to_the_project_webhook(org, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # loopback is refused unless allowed by name
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -156,7 +157,7 @@ def test_a_failed_prebuild_posts_to_the_project_webhook(org):
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.handle_request)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
     project = project_services.project_update(
         actor=org.admin, project=org.project, webhook_url=f"http://127.0.0.1:{server.server_port}/hook"

@@ -42,12 +42,14 @@ def test_missing_branch(make_repo, tmp_path):
     repo = make_repo("bare")
     with pytest.raises(CheckoutError) as err:
         clone(str(repo), "nope", tmp_path / "ws")
-    assert str(err.value) == f"git clone failed: branch 'nope' not found in {repo}"
+    # The branch is named; the runner's path to the repository is not.
+    assert str(err.value) == "git clone failed: branch 'nope' not found in the repository"
 
 
 def test_missing_repository(tmp_path):
-    with pytest.raises(CheckoutError, match="git clone failed: repository '.*/nothing' does not exist"):
+    with pytest.raises(CheckoutError) as err:
         clone(str(tmp_path / "nothing"), "main", tmp_path / "ws")
+    assert str(err.value) == "could not clone the repository: not found or not accessible"
 
 
 class _QuietHandler(WSGIRequestHandler):
