@@ -104,10 +104,13 @@ def build_cold(
     allow_unsandboxed: bool = False,
     on_lines=None,
     uids=None,
+    local_sources=None,
 ) -> Provisioned:
     """No snapshot to start from: clone and run the prebuild lifecycle into a fresh workspace, as a
     prebuild would, without packing a snapshot, under a sandbox uid of its own leased from `uids`
-    (a runner.uids.UidPool; None: the default pool). Raises the runner's errors on failure."""
+    (a runner.uids.UidPool; None: the default pool). local_sources (a checkout.LocalSources) is
+    where a local repository may be cloned from, checked again here as a prebuild's clone does.
+    Raises the runner's errors on failure."""
     import time
 
     from . import checkout, devcontainer
@@ -124,6 +127,7 @@ def build_cold(
             access_token=access_token,
             deadline=deadline,
             on_line=lambda stream, text: lines([("clone", stream, text)]),
+            local_sources=local_sources,
         )
         config = devcontainer.load_devcontainer(Path(workspace), devcontainer_path)
         if config is not None and config.hooks:

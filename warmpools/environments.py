@@ -22,7 +22,7 @@ from projects.errors import PermissionDenied
 from projects.models import Project, Role
 from projects.paths import redact_paths
 from projects.queries import get_by_id
-from projects.services import require_member
+from projects.services import repository_local_sources, require_member
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import services
@@ -154,6 +154,8 @@ def build(environment_id) -> Environment | None:
                 timeout_seconds=project.prebuild_timeout.total_seconds(),
                 allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
                 uids=execution.uid_pool(),
+                # Checked again at clone time, as for a prebuild: a link may have changed since.
+                local_sources=repository_local_sources(),
             )
     except (RunnerError, OSError) as exc:
         Environment.objects.filter(id=environment.id).update(

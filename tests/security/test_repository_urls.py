@@ -24,6 +24,8 @@ from projects.models import Project
 from runner import checkout
 from runner.errors import CheckoutError
 from tests.conftest import REPO_ROOT, SAMPLE_REPO_SCRIPT
+from warmpools import environments
+from warmpools.models import EnvironmentPhase
 
 NOT_ACCESSIBLE = "could not clone the repository: not found or not accessible"
 
@@ -200,6 +202,23 @@ def test_a_link_swapped_after_saving_is_caught_when_the_prebuild_clones(org, dis
         assert path not in log_text
         assert path not in prebuild.failure_message
     assert not (settings.WORKSPACES_DIR / str(prebuild.id)).exists()
+
+
+def test_a_link_swapped_after_saving_is_caught_when_an_environment_builds_cold(org, disk):
+    """The same swap, met by the other clone the product makes: an environment with no pool and no
+    snapshot builds cold from the repository, and must check it as a prebuild does."""
+    link = disk.allowed / "swappable"
+    link.symlink_to(disk.ours)
+    project = project_services.project_update(actor=org.admin, project=org.project, repository_url=str(link))
+    link.unlink()
+    link.symlink_to(disk.theirs)
+
+    environment = environments.environment_create(actor=org.member, project=project)
+    environment = environments.build(environment.id)
+    assert environment.phase == EnvironmentPhase.FAILED
+    assert environment.failure_message == NOT_ACCESSIBLE
+    for path in (str(disk.theirs), str(disk.allowed), str(settings.DATA_DIR)):
+        assert path not in environment.failure_message
 
 
 def test_clone_failures_look_the_same_whatever_the_path_is(tmp_path):
