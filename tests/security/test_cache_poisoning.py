@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import runpy
 import shutil
@@ -46,8 +47,11 @@ def redis_url():
 
     port, password = free_port(), uuid.uuid4().hex
     config = f"port {port}\nbind 127.0.0.1\nsave ''\nappendonly no\nrequirepass {password}\n"
+    # Infrastructure, like CI's PostgreSQL, on the real clock: redis-server cannot start under
+    # faketime's LD_PRELOAD (the SQLite pass runs a year ahead).
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")}
     server = subprocess.Popen(
-        ["redis-server", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ["redis-server", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     server.stdin.write(config.encode())
     server.stdin.close()
