@@ -383,13 +383,16 @@ from dashboard.config import env_host_list, env_path_list  # noqa: E402
 # organizations' repositories. Development admits the demo repository only, production nothing
 # (use https:// there, or name the folders of repositories every organization may use).
 DEMO_REPOSITORY_DIR = DATA_DIR / "demo-repo"
-_local_roots_default = [] if PRODUCTION else [str(DEMO_REPOSITORY_DIR)]
 if os.environ.get("PYTEST_VERSION") and "REPOSITORY_LOCAL_ROOTS" not in os.environ:
     # The suite's fixtures name /srv/... paths and make sample repositories under /tmp: a test run
     # admits any folder but the data directory and the stores (the tests of the rule narrow it),
     # and tells the workers and servers it starts (which do not see PYTEST_VERSION) the same.
-    os.environ["REPOSITORY_LOCAL_ROOTS"] = ",".join([*_local_roots_default, "/"])
-REPOSITORY_LOCAL_ROOTS = env_path_list("REPOSITORY_LOCAL_ROOTS", _local_roots_default)
+    os.environ["REPOSITORY_LOCAL_ROOTS"] = "/"
+REPOSITORY_LOCAL_ROOTS = env_path_list("REPOSITORY_LOCAL_ROOTS", [])
+if not PRODUCTION and os.path.realpath(DEMO_REPOSITORY_DIR) not in REPOSITORY_LOCAL_ROOTS:
+    # Development always admits its own demo repository (whatever the data directory is), so that
+    # `make run` works beside any roots an operator names; production only what it names.
+    REPOSITORY_LOCAL_ROOTS.append(os.path.realpath(DEMO_REPOSITORY_DIR))
 # Never a repository, whatever the roots say: the product's data, snapshots, pools and workspaces.
 REPOSITORY_FORBIDDEN_ROOTS = [os.path.realpath(p) for p in (DATA_DIR, SNAPSHOTS_DIR, POOLS_DIR, WORKSPACES_DIR)]
 for _root in REPOSITORY_LOCAL_ROOTS:
