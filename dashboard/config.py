@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from runner.netns import parse_allowed_private_networks
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -68,8 +70,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 def sandbox_private_networks(name: str) -> tuple[str, ...]:
     """Comma-separated IPv4 networks (CIDR, no host bits) inside the private ranges; empty by default."""
-    from runner.netns import parse_allowed_private_networks
-
     raw = os.environ.get(name, "")
     if not raw.strip():
         return ()

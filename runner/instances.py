@@ -17,13 +17,17 @@ import errno
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import checkout, devcontainer
 from ._fs import cleanup_tree
 from .errors import SnapshotCorrupt, StoreFull
+from .lifecycle import run_lifecycle
 from .snapshot import restore_snapshot
 from .store import LocalSnapshotStore, SnapshotStore, human_bytes
+from .uids import default_pool
 
 CHUNK = 1 << 20
 
@@ -111,12 +115,6 @@ def build_cold(
     (a runner.uids.UidPool; None: the default pool). local_sources (a checkout.LocalSources) is
     where a local repository may be cloned from, checked again here as a prebuild's clone does.
     Raises the runner's errors on failure."""
-    import time
-
-    from . import checkout, devcontainer
-    from .lifecycle import run_lifecycle
-    from .uids import default_pool
-
     deadline = time.monotonic() + timeout_seconds
     lines = on_lines or (lambda batch: None)
     try:
