@@ -20,22 +20,28 @@ from projects.errors import DomainError, Unauthenticated
 from projects.services import api_token_authenticate
 
 
-def client_address(request) -> str:
+def client_address(request) -> str | None:
     """The address of the client that sent `request` (a Django or DRF request), as throttles count it.
 
     REMOTE_ADDR, unless TLS_TERMINATED_BY_PROXY says a reverse proxy sits in front: then the last
     X-Forwarded-For entry, the one that proxy appended for the peer it saw. Entries further left
     came from the client and may be anything, so they are never used (a client could otherwise
     pick a fresh address for each guess). An IPv6 client counts as its /64, the block one
-    subscriber gets: one address each would give a single attacker 2**64 budgets."""
+    subscriber gets: one address each would give a single attacker 2**64 budgets. None when the
+    request carries no usable address (a login made without a request, a Unix socket): axes
+    stores it in an address column, which PostgreSQL types strictly."""
     meta = request.META
-    address = meta.get("REMOTE_ADDR") or ""
+    candidates = [meta.get("REMOTE_ADDR") or ""]
     if getattr(settings, "TLS_TERMINATED_BY_PROXY", False):
-        address = meta.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip() or address
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return meta.get("REMOTE_ADDR") or "unknown"
+        candidates.insert(0, meta.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip())
+    for address in candidates:
+        try:
+            ip = ipaddress.ip_address(address)
+            break
+        except ValueError:
+            continue
+    else:
+        return None
     if ip.version == 6:
         if ip.ipv4_mapped:
             return str(ip.ipv4_mapped)
@@ -53,11 +59,12 @@ class TokenGuessing(DomainError):
         super().__init__(f"too many failed API token authentications from this address; retry in {self.wait:.0f} s")
 
 
-def _failures_key(address: str) -> str:
-    return f"api-token-failures:{address}"
+def _failures_key(address: str | None) -> str:
+    # Requests without a usable address share one budget.
+    return f"api-token-failures:{address or 'unknown'}"
 
 
-def _check_not_guessing(address: str) -> None:
+def _check_not_guessing(address: str | None) -> None:
     # One counter per address in the cache: (failures, end of the window). The window starts at the
     # first failure and the entry expires with it, so the block lifts by itself.
     entry = cache.get(_failures_key(address))
@@ -70,7 +77,7 @@ def _check_not_guessing(address: str) -> None:
             raise TokenGuessing(wait)
 
 
-def _count_failure(address: str) -> None:
+def _count_failure(address: str | None) -> None:
     key, now = _failures_key(address), time.time()
     entry = cache.get(key)
     if entry is None or entry[1] <= now:
@@ -89,7 +96,7 @@ def bearer_secret(header: str) -> str | None:
     return secret.strip()
 
 
-def authenticate_bearer(header: str, address: str):
+def authenticate_bearer(header: str, address: str | None):
     """(user, token key) for a Bearer header, None without one; Unauthenticated for a bad token,
     TokenGuessing (before the token is even looked at) while `address` is blocked for guessing.
 
