@@ -20,7 +20,7 @@ import pytest
 
 from runner import sandbox
 from runner._fs import cleanup_tree
-from runner.executor import PrebuildJob, run_prebuild
+from runner.executor import NullReporter, PrebuildJob, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
 
@@ -139,7 +139,7 @@ def make_hostile_repo(dest: Path) -> None:
     subprocess.run([*git, "commit", "-q", "-m", "hostile"], check=True)
 
 
-class Lines:
+class Lines(NullReporter):
     """A Reporter that keeps the log lines and ignores the rest."""
 
     def __init__(self):
@@ -147,21 +147,6 @@ class Lines:
 
     def logs(self, batch):
         self.lines.extend(batch)
-
-    def phase(self, name):
-        pass
-
-    def step(self, event):
-        pass
-
-    def progress(self, percent):
-        pass
-
-    def should_stop(self):
-        return None
-
-    def heartbeat(self):
-        pass
 
 
 def test_prebuild_lifecycle_command_sees_no_worker_variable(work_dir, worker_secrets):

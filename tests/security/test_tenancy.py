@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from runner._fs import cleanup_tree
-from runner.executor import PrebuildJob, run_prebuild
+from runner.executor import NullReporter, PrebuildJob, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
 from runner.uids import UidPool, process_uids
@@ -108,27 +108,14 @@ class Run(threading.Thread):
         return "\n".join(text for _, _, text in self.lines)
 
 
-class _Reporter:
+class _Reporter(NullReporter):
+    """Keeps the log lines; ignores the rest."""
+
     def __init__(self, lines):
         self.lines = lines
 
-    def phase(self, name):
-        pass
-
     def logs(self, lines):
         self.lines.extend(lines)
-
-    def step(self, event):
-        pass
-
-    def progress(self, percent):
-        pass
-
-    def should_stop(self):
-        return None
-
-    def heartbeat(self):
-        pass
 
 
 def sandbox_tasks(workspace: Path) -> int:
