@@ -183,14 +183,20 @@ def test_the_django_admin_form_applies_the_same_rule(org, disk, make_user):
     assert Project.objects.get(name="stolen").repository_url == str(disk.ours)
 
 
-def test_a_link_swapped_after_saving_is_caught_when_the_prebuild_clones(org, disk):
-    """Saved while the link led to our own repository; by the time the worker clones, it leads to
-    another organization's. The prebuild fails, and neither its message nor its log names a path."""
+def saved_then_swapped(org, disk) -> Project:
+    """The project saved while its link led to our own repository, the link then pointed elsewhere."""
     link = disk.allowed / "swappable"
     link.symlink_to(disk.ours)
     project = project_services.project_update(actor=org.admin, project=org.project, repository_url=str(link))
     link.unlink()
     link.symlink_to(disk.theirs)
+    return project
+
+
+def test_a_link_swapped_after_saving_is_caught_when_the_prebuild_clones(org, disk):
+    """Saved while the link led to our own repository; by the time the worker clones, it leads to
+    another organization's. The prebuild fails, and neither its message nor its log names a path."""
+    project = saved_then_swapped(org, disk)
 
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=project)
     execution.execute(str(prebuild.id))
@@ -207,11 +213,7 @@ def test_a_link_swapped_after_saving_is_caught_when_the_prebuild_clones(org, dis
 def test_a_link_swapped_after_saving_is_caught_when_an_environment_builds_cold(org, disk):
     """The same swap, met by the other clone the product makes: an environment with no pool and no
     snapshot builds cold from the repository, and must check it as a prebuild does."""
-    link = disk.allowed / "swappable"
-    link.symlink_to(disk.ours)
-    project = project_services.project_update(actor=org.admin, project=org.project, repository_url=str(link))
-    link.unlink()
-    link.symlink_to(disk.theirs)
+    project = saved_then_swapped(org, disk)
 
     environment = environments.environment_create(actor=org.member, project=project)
     environment = environments.build(environment.id)
