@@ -2,6 +2,7 @@
 and a project with prebuilds enabled on one class."""
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from django.contrib.auth import get_user_model
 
 from projects import services as project_services
 from projects.models import Role
+from runner._fs import cleanup_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_REPO_SCRIPT = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
@@ -153,3 +155,16 @@ def sample_repo(tmp_path):
         return dest
 
     return make
+
+
+@pytest.fixture
+def work_dir():
+    """A scratch directory the sandbox user can reach.
+
+    pytest's tmp_path lives under /tmp/pytest-of-root, which is 0700: as root, bwrap runs as
+    an unprivileged user that could not reach a workspace there.
+    """
+    path = Path(tempfile.mkdtemp(prefix="runner-test-", dir="/tmp"))
+    path.chmod(0o711)
+    yield path
+    cleanup_tree(path)

@@ -2,27 +2,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from runner_testlib import MAKE_SAMPLE_REPO, RecordingReporter
 
-from runner._fs import cleanup_tree
 from runner.store import LocalSnapshotStore
-
-
-@pytest.fixture
-def work_dir():
-    """A scratch directory the sandbox user can reach.
-
-    pytest's tmp_path lives under /tmp/pytest-of-root, which is 0700: as root, bwrap runs as
-    an unprivileged user that could not reach a workspace there.
-    """
-    path = Path(tempfile.mkdtemp(prefix="runner-test-", dir="/tmp"))
-    path.chmod(0o711)
-    yield path
-    cleanup_tree(path)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ install step cannot turn the whole folder quietly green."""
 import os
 
 import pytest
+from django.core.cache import cache
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -15,3 +16,11 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.longrepr = f"a security test was skipped, and SECURITY_TESTS_MUST_RUN=1 forbids it: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Login and token-failure counters live in the cache, which outlives a test's database.
+    cache.clear()
+    yield
+    cache.clear()

@@ -8,7 +8,6 @@ import base64
 import json
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from prebuilds import services as prebuild_services
@@ -32,13 +31,6 @@ CONNECT_METHODS = [
     "UpdateWarmPool",
     "DeleteWarmPool",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

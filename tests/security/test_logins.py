@@ -14,7 +14,6 @@ import time_machine
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -25,14 +24,6 @@ from projects.services import api_token_create
 CONNECT = "/gitpod.v1.PrebuildService/"
 PASSWORD = "right-Password-42"
 WRONG = "Wrong-guess-%d-xyzzy"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Token-failure counters live in the cache, which outlives a test's database.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

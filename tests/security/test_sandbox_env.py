@@ -12,14 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from runner import sandbox
-from runner._fs import cleanup_tree
 from runner.executor import NullReporter, PrebuildJob, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
@@ -49,15 +47,6 @@ for fd_dir in glob.glob("/proc/[0-9]*/fd"):
             pass
 print("PROBE " + json.dumps(seen))
 """
-
-
-@pytest.fixture
-def work_dir():
-    # Not pytest's tmp_path: /tmp/pytest-of-root is 0700, and the sandbox user must reach the workspace.
-    path = Path(tempfile.mkdtemp(prefix="security-env-", dir="/tmp"))
-    path.chmod(0o711)
-    yield path
-    cleanup_tree(path)
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from runner._fs import cleanup_tree
 from runner.executor import NullReporter, PrebuildJob, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
@@ -42,15 +40,6 @@ DISK_FILLER = "head -c 41943040 /dev/zero > filler.bin && echo filled && sleep 6
 NORMAL = "for i in $(seq 30); do sleep 1 & done; wait && echo neighbour built > built.txt && echo neighbour done"
 # Far beyond how long the watchers need (a few seconds), far below the test's own bound.
 TIMEOUT = 90
-
-
-@pytest.fixture
-def work_dir():
-    # Under /tmp and 0711: the sandbox uids must be able to reach the workspaces.
-    path = Path(tempfile.mkdtemp(prefix="tenancy-test-", dir="/tmp"))
-    path.chmod(0o711)
-    yield path
-    cleanup_tree(path)
 
 
 @pytest.fixture
