@@ -29,8 +29,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from prebuilds import services
-from prebuilds.models import Prebuild
+from prebuilds.models import Prebuild, PrebuildTrigger
 from projects import services as project_services
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ def failure_body(prebuild: Prebuild) -> bytes:
             "projectName": prebuild.project.name,
             "environmentClassId": str(prebuild.environment_class_id),
             "environmentClassName": prebuild.environment_class.display_name,
-            "triggeredBy": services.PrebuildTrigger(prebuild.triggered_by).name,
+            "triggeredBy": PrebuildTrigger(prebuild.triggered_by).name,
             "failureMessage": prebuild.failure_message,
             "completionTime": prebuild.completion_time.isoformat() if prebuild.completion_time else None,
             "url": f"{settings.SITE_URL}/prebuilds/{prebuild.id}/",
