@@ -28,13 +28,13 @@ from gitpod.v1.pagination_pb2 import PaginationResponse
 from gitpod.v1.prebuild_connect import PrebuildServiceSync, PrebuildServiceWSGIApplication
 from google.protobuf.json_format import Parse, ParseError
 
+from core.errors import DomainError, InvalidArgument
+from core.pagination import paginate
 from prebuilds import services as prebuild_services
 from prebuilds.proto import prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
 from projects import services as project_services
 from projects.authentication import ApiTokenThrottle, TokenGuessing, authenticate_bearer, client_address
-from projects.errors import DomainError, InvalidArgument
-from projects.pagination import paginate
 from warmpools import services as warm_pool_services
 from warmpools.proto import warm_pool_message
 from warmpools.queries import warm_pools_for

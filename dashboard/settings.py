@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "projects.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.rest.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -373,7 +373,7 @@ API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 3
 
 # ==============================================================================================
 # --- Request bodies: deeply nested JSON is a 400, not a RecursionError and a 500 ------------
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["projects.parsers.SafeJSONParser"]
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["core.parsers.SafeJSONParser"]
 # ==============================================================================================
 # --- Where repositories and webhooks may point (issue 11; appended for an easy merge) --------
 from dashboard.config import env_host_list, env_path_list  # noqa: E402

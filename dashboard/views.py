@@ -8,13 +8,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import DomainError, NotFound
+from core.lookups import get_by_id
+from core.pages import domain_errors, render_poll
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
-from projects.errors import DomainError, NotFound
 from projects.forms import ApiTokenForm, add_domain_error
 from projects.models import ApiToken
-from projects.queries import get_by_id
-from projects.views import SESSION_ORGANIZATION, current_organization_id, domain_errors, memberships, render_poll
+from projects.views import SESSION_ORGANIZATION, current_organization_id, memberships
 from warmpools.models import WarmPool, WarmPoolPhase
 from warmpools.views import is_settled
 

@@ -11,11 +11,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from prebuilds import services
-from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message, wire_rows
-from prebuilds.queries import PrebuildFilter, prebuilds_for
-from projects import services as project_services
-from projects.api import (
+from core.rest import (
     ID_PARAMETER,
     DurationField,
     PageQuerySerializer,
@@ -25,6 +21,10 @@ from projects.api import (
     query,
     responses,
 )
+from prebuilds import services
+from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message, wire_rows
+from prebuilds.queries import PrebuildFilter, prebuilds_for
+from projects import services as project_services
 
 # --- the shape of a prebuild (documentation of what message_data(prebuild_message(...)) writes) --
 

@@ -7,7 +7,6 @@ The runner is plain Python and knows nothing of Django; this module is the only 
 from __future__ import annotations
 
 import logging
-import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,16 +14,13 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from core.errors import FailedPrecondition
+from core.paths import path_redactor
 from prebuilds import logstore, services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
-from projects.errors import FailedPrecondition
-from projects.paths import path_redactor
-from projects.services import repository_local_sources
+from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
 from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
-from runner.sandbox import SandboxLimits
-from runner.store import LocalSnapshotStore, SnapshotStore
-from runner.uids import UidPool
 
 log = logging.getLogger(__name__)
 
@@ -35,60 +31,8 @@ STOP_POLL_SECONDS = 0.5
 PROGRESS_WRITE_SECONDS = 0.2
 
 
-def snapshot_store() -> SnapshotStore:
-    """The runner's snapshot store (a directory under the data dir; an object store could be
-    returned here without touching the runner)."""
-    return LocalSnapshotStore(settings.SNAPSHOTS_DIR)
-
-
 def workspace_path(prebuild_id) -> Path:
     return settings.WORKSPACES_DIR / str(prebuild_id)
-
-
-# The most a sandbox's /tmp may hold. It is a tmpfs, so its pages are the host's memory, which
-# RLIMIT_AS does not count: a quarter of the class's memory, and never more than this.
-MAX_TMP_BYTES = 512 << 20
-
-
-def ensure_traversable(directory: Path) -> None:
-    """The sandbox runs as an unprivileged uid that must be able to traverse the directories above
-    its workspace, and must not list them (no sibling workspace is revealed): the data dir and
-    `directory` are 0711, nothing more. The secret key, database and snapshots stay unreadable to it
-    (0600 in 0700 folders, and not mounted anyway)."""
-    directory.mkdir(mode=0o711, parents=True, exist_ok=True)
-    for path in (settings.DATA_DIR, directory):
-        if stat.S_IMODE(path.stat().st_mode) != 0o711:
-            path.chmod(0o711)
-
-
-_uid_pool: UidPool | None = None
-
-
-def uid_pool() -> UidPool:
-    """This host's sandbox uids (runner.uids): one per running prebuild or workspace build."""
-    global _uid_pool
-    if _uid_pool is None:
-        _uid_pool = UidPool(
-            settings.RUNNER_SANDBOX_UID_LOCK_DIR, settings.RUNNER_SANDBOX_UID_FIRST, settings.RUNNER_SANDBOX_UIDS
-        )
-    return _uid_pool
-
-
-def sandbox_limits(environment_class) -> SandboxLimits:
-    memory_bytes = environment_class.memory_mb * 1024 * 1024
-    disk_bytes = environment_class.disk_gb * 1024 * 1024 * 1024
-    return SandboxLimits(
-        memory_bytes=memory_bytes,
-        max_processes=environment_class.max_processes,
-        max_file_size_bytes=disk_bytes,
-        # CPU time for the whole command: the class's cores busy for the longest prebuild allowed.
-        cpu_seconds=environment_class.cpu_cores * int(settings.PREBUILD_MAX_TIMEOUT.total_seconds()),
-        allow_network=environment_class.allow_network,
-        disk_bytes=disk_bytes,
-        tmp_bytes=min(MAX_TMP_BYTES, memory_bytes // 4),
-        origin=f"environment class {environment_class.display_name!r}",
-        allowed_private_networks=tuple(settings.SANDBOX_ALLOWED_PRIVATE_NETWORKS),
-    )
 
 
 class DatabaseReporter:
@@ -216,12 +160,8 @@ def execute(prebuild_id: str) -> None:
         snapshot_id=str(prebuild.id),
         access_token=project.access_token or None,
         devcontainer_path=project.devcontainer_path,
-        limits=sandbox_limits(prebuild.environment_class),
         timeout_seconds=prebuild.timeout.total_seconds(),
-        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
-        uids=uid_pool(),
-        # Checked again at clone time: a link inside an allowed folder may have changed since.
-        local_sources=repository_local_sources(),
+        **sandbox_options(prebuild.environment_class).arguments(),
     )
     log.info(
         "prebuild %s started on queue %s",

@@ -5,10 +5,10 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.errors import Unauthenticated
 from prebuilds import logstore
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase
-from projects.errors import Unauthenticated
 
 
 def _int_param(request, name: str) -> int | None:

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from django.core import signing
 
+from core.errors import Unauthenticated
 from prebuilds.models import Prebuild
-from projects.errors import Unauthenticated
 
 SALT = "prebuilds.logs-token.v1"
 LIFETIME = timedelta(hours=1)

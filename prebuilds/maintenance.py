@@ -16,9 +16,9 @@ from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from core.errors import FailedPrecondition
 from prebuilds import services, webhooks
 from prebuilds.models import ACTIVE_PHASES, TERMINAL_PHASES, Prebuild, PrebuildPhase, ScheduleState
-from projects.errors import FailedPrecondition
 from projects.models import Project
 
 log = logging.getLogger(__name__)

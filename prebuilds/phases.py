@@ -1,7 +1,7 @@
 """The prebuild phase machine: every allowed status transition, in one place."""
 
+from core.errors import FailedPrecondition
 from prebuilds.models import PrebuildPhase as P
-from projects.errors import FailedPrecondition
 
 ALLOWED_TRANSITIONS: dict[int, frozenset[int]] = {
     # A pending prebuild is claimed by a worker, cancelled or deleted before it starts, or failed

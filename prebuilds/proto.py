@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.identity_pb2 import Subject
 
+from core.proto import duration, timestamp, user_subject
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
-from projects.proto import duration, timestamp, user_subject
 
 # The wire names of the enums, for parsing names and for documenting them (REST and OpenAPI).
 ALL_PHASE_NAMES = list(pb.PrebuildPhase.keys())

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
+from core.errors import InvalidArgument
+from core.lookups import uuids
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
-from projects.errors import InvalidArgument
-from projects.queries import uuids
 
 
 @dataclass

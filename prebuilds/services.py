@@ -14,14 +14,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.errors import FailedPrecondition, InvalidArgument
+from core.lookups import get_by_id
+from core.paths import redact_paths
+from core.versioning import cas_update
 from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildTrigger, ScheduleState
 from prebuilds.phases import check_transition
-from projects.errors import FailedPrecondition, InvalidArgument
 from projects.models import EnvironmentClass, Principal, Project
-from projects.paths import redact_paths
-from projects.queries import get_by_id
 from projects.services import require_admin, require_member
-from projects.versioning import cas_update
 
 log = logging.getLogger(__name__)
 

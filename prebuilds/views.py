@@ -14,17 +14,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.errors import DomainError, InvalidArgument, NotFound, PermissionDenied
+from core.pages import domain_errors, render_poll
+from core.pagination import paginate
 from prebuilds import services
 from prebuilds.forms import PrebuildFilterForm, TriggerPrebuildForm
 from prebuilds.logtokens import LIFETIME as LOGS_TOKEN_LIFETIME
 from prebuilds.models import Prebuild, PrebuildPhase
 from prebuilds.queries import prebuilds_for
-from projects.errors import DomainError, InvalidArgument, NotFound, PermissionDenied
 from projects.forms import add_domain_error
 from projects.models import EnvironmentClass, Membership, Project
-from projects.pagination import paginate
 from projects.services import project_get
-from projects.views import current_organization_id, domain_errors, is_admin, render_poll
+from projects.views import current_organization_id, is_admin
 
 ROWS_TARGET = "prebuild-rows"
 # The happy path through the phases, drawn as the phase timeline on a prebuild's page.

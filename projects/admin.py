@@ -2,8 +2,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from core.errors import InvalidArgument
 from projects import services
-from projects.errors import InvalidArgument
 from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner, User
 
 

@@ -16,7 +16,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 from rest_framework.settings import api_settings
 
-from projects.errors import DomainError, Unauthenticated
+from core.errors import DomainError, Unauthenticated
 from projects.services import api_token_authenticate
 
 

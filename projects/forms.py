@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django import forms
 
-from projects.errors import DomainError
+from core.errors import DomainError
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*(?:(?P<s>\d+)\s*s)?$", re.IGNORECASE)
 DURATION_HELP = "Minutes, or a duration such as 30m, 1h or 1h30m."

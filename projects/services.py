@@ -20,7 +20,8 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from projects.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from core.lookups import get_by_id
 from projects.models import (
     ApiToken,
     EnvironmentClass,
@@ -31,7 +32,6 @@ from projects.models import (
     Runner,
     new_webhook_secret_nonce,
 )
-from projects.queries import get_by_id
 from runner.checkout import LocalSources, local_path
 
 # Sent after a project's prebuild configuration changed, with the classes that no longer get

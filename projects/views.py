@@ -1,28 +1,23 @@
-"""Project pages, and the request helpers every page shares (current organization, roles, mapping
-domain errors to HTTP), kept here because every other room may import this one.
+"""Project pages, and the request helpers every page shares (current organization, roles), kept
+here because every other room may import this one.
 
 The project page shows the project's prebuilds and pools through its reverse relations
 (`project.prebuilds`, `project.warm_pools`), so this room still imports nothing above it.
 """
 
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as HttpForbidden
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import DomainError, NotFound, PermissionDenied
+from core.pages import domain_errors
 from projects import services
-from projects.errors import DomainError, NotFound, PermissionDenied
 from projects.forms import ProjectConfigurationForm, add_domain_error
 from projects.models import EnvironmentClass, Membership, Project, Role
 
 SESSION_ORGANIZATION = "organization_id"
-# htmx stops polling an element when its request answers with this status.
-STOP_POLLING = 286
 
 
 # --- request helpers shared by the pages ----------------------------------------------------------
@@ -65,32 +60,6 @@ def current_organization_id(request):
 def is_admin(request, organization_id) -> bool:
     """Whether to show admin-only buttons. The services check again on every write."""
     return any(m.organization_id == organization_id and m.role == Role.ADMIN for m in memberships(request))
-
-
-def domain_errors(view):
-    """Turn the services' NotFound and PermissionDenied into 404 and 403 pages (never a 500)."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as error:
-            raise Http404(error.message) from None
-        except PermissionDenied as error:
-            raise HttpForbidden(error.message) from None
-        except DomainError as error:
-            status = 409 if error.code in ("aborted", "already_exists", "failed_precondition") else 400
-            return render(request, "error.html", {"message": error.message}, status=status)
-
-    return wrapper
-
-
-def render_poll(request, template: str, context: dict, *, settled: bool):
-    """Render a polled fragment; once nothing shown can change, answer 286 so htmx stops polling."""
-    response = render(request, template, context)
-    if settled and request.htmx:
-        response.status_code = STOP_POLLING
-    return response
 
 
 # --- project pages --------------------------------------------------------------------------------

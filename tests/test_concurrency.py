@@ -7,9 +7,9 @@ import threading
 import pytest
 from django.db import connection
 
+from core.errors import AlreadyExists
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
-from projects.errors import AlreadyExists
 from warmpools import services as pool_services
 from warmpools.models import WarmPool
 

@@ -2,10 +2,10 @@ from datetime import timedelta
 
 import pytest
 
+from core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from prebuilds import services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
 from prebuilds.phases import ALLOWED_TRANSITIONS
-from projects.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 pytestmark = pytest.mark.django_db
 

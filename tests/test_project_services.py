@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from projects import services
-from projects.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from projects.models import ApiToken
 
 pytestmark = pytest.mark.django_db

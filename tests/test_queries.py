@@ -1,10 +1,10 @@
 import pytest
 
+from core.errors import InvalidArgument
+from core.pagination import MAX_PAGE_SIZE, paginate
 from prebuilds import services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
 from prebuilds.queries import PrebuildFilter, prebuilds_for
-from projects.errors import InvalidArgument
-from projects.pagination import MAX_PAGE_SIZE, paginate
 
 pytestmark = pytest.mark.django_db
 

@@ -1,9 +1,9 @@
 import pytest
 
+from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from prebuilds import services as prebuild_services
 from prebuilds.models import PrebuildPhase
 from projects import services as project_services
-from projects.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from warmpools import reconciler, services
 from warmpools.models import WarmPool, WarmPoolPhase
 from warmpools.phases import ALLOWED_TRANSITIONS

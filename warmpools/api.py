@@ -8,9 +8,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from prebuilds.api import UINT64, Int64Field
-from projects import services as project_services
-from projects.api import (
+from core.paths import redact_paths
+from core.rest import (
     ID_PARAMETER,
     PageQuerySerializer,
     PaginationSerializer,
@@ -19,7 +18,8 @@ from projects.api import (
     query,
     responses,
 )
-from projects.paths import redact_paths
+from prebuilds.api import UINT64, Int64Field
+from projects import services as project_services
 from warmpools import environments, services
 from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
 from warmpools.queries import environments_for, warm_pools_for

@@ -16,13 +16,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from prebuilds import execution
+from core.errors import PermissionDenied
+from core.lookups import get_by_id
+from core.paths import redact_paths
 from prebuilds.services import resolve_environment_class
-from projects.errors import PermissionDenied
 from projects.models import Project, Role
-from projects.paths import redact_paths
-from projects.queries import get_by_id
-from projects.services import repository_local_sources, require_member
+from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
+from projects.services import require_member
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import services
@@ -135,12 +135,12 @@ def build(environment_id) -> Environment | None:
     if environment is None:
         return None
     workspace = environments_dir() / str(environment.id)
-    execution.ensure_traversable(environments_dir())
+    ensure_traversable(environments_dir())
     try:
         if environment.source == EnvironmentSource.SNAPSHOT:
             snapshot = environment.snapshot
             runner_instances.start(
-                execution.snapshot_store(), str(snapshot.id), workspace, expected_sha256=snapshot.snapshot_sha256
+                snapshot_store(), str(snapshot.id), workspace, expected_sha256=snapshot.snapshot_sha256
             )
         else:
             project = environment.project
@@ -148,14 +148,10 @@ def build(environment_id) -> Environment | None:
                 project.repository_url,
                 project.branch,
                 workspace,
-                limits=execution.sandbox_limits(environment.environment_class),
                 access_token=project.access_token or None,
                 devcontainer_path=project.devcontainer_path,
                 timeout_seconds=project.prebuild_timeout.total_seconds(),
-                allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
-                uids=execution.uid_pool(),
-                # Checked again at clone time, as for a prebuild: a link may have changed since.
-                local_sources=repository_local_sources(),
+                **sandbox_options(environment.environment_class).arguments(),
             )
     except (RunnerError, OSError) as exc:
         Environment.objects.filter(id=environment.id).update(

@@ -1,6 +1,6 @@
 """The warm pool phase machine: every allowed status transition, in one place."""
 
-from projects.errors import FailedPrecondition
+from core.errors import FailedPrecondition
 from warmpools.models import WarmPoolPhase as P
 
 ALLOWED_TRANSITIONS: dict[int, frozenset[int]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gitpod.v1 import prebuild_pb2 as pb
 
-from projects.proto import timestamp
+from core.proto import timestamp
 from warmpools.models import WarmPool
 
 ALL_PHASE_NAMES = list(pb.WarmPoolPhase.keys())

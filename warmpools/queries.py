@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from projects.queries import uuids
+from core.lookups import uuids
 from warmpools.models import WarmPool
 
 

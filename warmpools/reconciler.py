@@ -28,8 +28,8 @@ from django.conf import settings
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from prebuilds.execution import snapshot_store
 from prebuilds.models import Prebuild, PrebuildPhase
+from projects.runner_bridge import snapshot_store
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import autoscale, services

@@ -6,13 +6,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from core.lookups import get_by_id
+from core.paths import redact_paths
+from core.versioning import cas_update
 from prebuilds.models import Prebuild, PrebuildPhase
-from projects.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from projects.models import EnvironmentClass, Project
-from projects.paths import redact_paths
-from projects.queries import get_by_id
 from projects.services import require_admin
-from projects.versioning import cas_update
 from warmpools.models import WarmPool, WarmPoolPhase
 from warmpools.phases import check_transition
 

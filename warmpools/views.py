@@ -11,11 +11,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects.errors import DomainError, NotFound, PermissionDenied
+from core.errors import DomainError, NotFound, PermissionDenied
+from core.pages import domain_errors, render_poll
 from projects.forms import add_domain_error
 from projects.models import Project
 from projects.services import project_get
-from projects.views import current_organization_id, domain_errors, is_admin, render_poll
+from projects.views import current_organization_id, is_admin
 from warmpools import environments, services
 from warmpools.forms import WarmPoolCreateForm, WarmPoolResizeForm
 from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django import template
 
-from projects.paths import redact_paths
+from core.paths import redact_paths
 
 register = template.Library()
 

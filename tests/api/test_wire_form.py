@@ -8,10 +8,10 @@ from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.pagination_pb2 import PaginationRequest
 from google.protobuf.json_format import MessageToDict
 
+from core.rest import message_data
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
 from prebuilds.proto import prebuild_message, wire_rows
-from projects.api import message_data
 from warmpools import services as pool_services
 from warmpools.proto import warm_pool_message
 

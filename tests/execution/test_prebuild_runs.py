@@ -109,7 +109,7 @@ def test_restore_matches_the_workspace_file_for_file(org, start_worker, sample_r
     start_worker(QUEUES)
     prebuild = wait_for(trigger(org, repo).id, {PrebuildPhase.COMPLETED, PrebuildPhase.FAILED})
     assert prebuild.phase == PrebuildPhase.COMPLETED, prebuild.failure_message
-    from prebuilds.execution import snapshot_store
+    from projects.runner_bridge import snapshot_store
 
     restored = tmp_path / "restored"
     restore_snapshot(snapshot_store(), str(prebuild.id), restored, expected_sha256=prebuild.snapshot_sha256)

@@ -4,6 +4,7 @@ import pytest
 
 from prebuilds import execution, services
 from prebuilds.models import PrebuildPhase
+from projects import runner_bridge
 from runner.executor import PrebuildOutcome
 from runner.snapshot import SnapshotInfo
 
@@ -29,7 +30,7 @@ def test_a_cancel_that_arrives_while_the_snapshot_is_finished_ends_cancelled(org
     # What the runner's reporter does when it sees the request: the prebuild shows Cancelling.
     services.prebuild_cancel(actor=org.member, prebuild=snapshotting)
     prebuild = services.prebuild_set_status(prebuild=snapshotting, phase=P.CANCELLING)
-    store = execution.snapshot_store()
+    store = runner_bridge.snapshot_store()
     with store.open_writer(str(prebuild.id)) as writer:  # the snapshot was done all the same
         writer.write(b"snapshot")
     execution.finish(prebuild, COMPLETED, "cancelled")

@@ -150,7 +150,7 @@ def test_a_token_for_another_prebuild_is_refused(client, org, prebuild):
 
 
 def test_outsiders_get_no_token(org, prebuild):
-    from projects.errors import NotFound
+    from core.errors import NotFound
 
     with pytest.raises(NotFound):
         services.prebuild_create_logs_token(actor=org.outsider, prebuild=prebuild)

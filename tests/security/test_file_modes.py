@@ -38,6 +38,7 @@ RUN_A_PREBUILD = f"""
 from pathlib import Path
 from django.conf import settings
 from prebuilds import execution, services
+from projects import runner_bridge
 from projects.models import Project, User
 from runner.sandbox import SandboxLimits, run_sandboxed
 
@@ -48,7 +49,7 @@ prebuild.refresh_from_db()
 print("PHASE", prebuild.get_phase_display(), prebuild.failure_message)
 
 # A neighbour's workspace, handed over by the runner to its own sandbox uid.
-execution.ensure_traversable(settings.WORKSPACES_DIR)
+runner_bridge.ensure_traversable(settings.WORKSPACES_DIR)
 neighbour = settings.WORKSPACES_DIR / "{SIBLING}"
 neighbour.mkdir()
 result = run_sandboxed(

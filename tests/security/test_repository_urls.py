@@ -15,11 +15,11 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from core.errors import InvalidArgument
 from prebuilds import execution, logstore
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
-from projects.errors import InvalidArgument
 from projects.models import Project
 from runner import checkout
 from runner.errors import CheckoutError

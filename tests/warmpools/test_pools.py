@@ -16,6 +16,7 @@ from django.utils import timezone
 from prebuilds import execution
 from prebuilds import services as prebuild_services
 from prebuilds.models import PrebuildPhase
+from projects import runner_bridge
 from projects import services as project_services
 from warmpools import autoscale, environments, reconciler, services
 from warmpools.models import (
@@ -68,7 +69,7 @@ def restored_tree_of(prebuild, tmp_path):
     from runner.snapshot import restore_snapshot
 
     dest = tmp_path / f"expected-{prebuild.id}"
-    restore_snapshot(execution.snapshot_store(), str(prebuild.id), dest, expected_sha256=prebuild.snapshot_sha256)
+    restore_snapshot(runner_bridge.snapshot_store(), str(prebuild.id), dest, expected_sha256=prebuild.snapshot_sha256)
     return tree(dest)
 
 
@@ -227,7 +228,7 @@ def test_delete_drains_every_instance_then_deleted(org, completed_prebuild):
 @pytest.mark.django_db
 def test_a_corrupt_snapshot_degrades_the_pool_until_it_is_repaired(org, completed_prebuild):
     prebuild = completed_prebuild()
-    archive = execution.snapshot_store()._path(str(prebuild.id))
+    archive = runner_bridge.snapshot_store()._path(str(prebuild.id))
     good = archive.read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF
@@ -248,7 +249,7 @@ def test_a_corrupt_snapshot_degrades_the_pool_until_it_is_repaired(org, complete
 @pytest.mark.django_db
 def test_a_missing_snapshot_degrades_the_pool(org, completed_prebuild):
     prebuild = completed_prebuild()
-    execution.snapshot_store().delete(str(prebuild.id))
+    runner_bridge.snapshot_store().delete(str(prebuild.id))
     pool = reconciler.reconcile(make_pool(org, min_size=1, max_size=1).id)
     assert pool.phase == WarmPoolPhase.DEGRADED
     assert "does not exist" in pool.failure_message
@@ -394,7 +395,7 @@ def test_the_periodic_pass_skips_settled_pools_and_reconciles_the_rest(org, comp
 
 @pytest.mark.django_db
 def test_only_the_creator_or_an_admin_deletes_an_environment(org):
-    from projects.errors import PermissionDenied
+    from core.errors import PermissionDenied
 
     environment = environments.environment_create(actor=org.admin, project=org.project)
     with pytest.raises(PermissionDenied):

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from projects.errors import DomainError
+from core.errors import DomainError
 from projects.services import api_token_create
 
 

@@ -4,7 +4,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from projects.errors import InvalidArgument, NotFound
+from core.errors import InvalidArgument, NotFound
 
 
 def get_by_id(queryset: QuerySet, object_id, *, label: str, field: str):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from projects.errors import InvalidArgument
+from core.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100

@@ -8,7 +8,7 @@ from gitpod.v1.identity_pb2 import Subject
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from projects.errors import InvalidArgument
+from core.errors import InvalidArgument
 from projects.models import Principal
 
 

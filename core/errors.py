@@ -1,7 +1,7 @@
 """Typed domain errors raised by the service layer.
 
 Each interface maps them to its own idiom: a form error, an HTTP status with a message, a Connect
-code. They live in the lowest room (projects) so that every app can raise them.
+code. They live in core, which imports no app, so that every app can raise them.
 """
 
 

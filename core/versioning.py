@@ -11,7 +11,7 @@ from typing import TypeVar
 from django.db import models
 from django.utils import timezone
 
-from projects.errors import Conflict
+from core.errors import Conflict
 
 M = TypeVar("M", bound=models.Model)
 

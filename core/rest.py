@@ -1,0 +1,265 @@
+"""What every REST endpoint shares: the error body, paging, the duration format and the JSON form
+of gitpod.v1 messages (written by a plan per message type, not protobuf's generic encoder)."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_field,
+)
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import DomainError, InvalidArgument
+from core.pagination import paginate
+from core.proto import duration, parse_duration
+
+# --- errors ------------------------------------------------------------------------------------
+
+# The HTTP status of each error code, as the Connect protocol maps them, so both APIs agree.
+HTTP_STATUS = {
+    "invalid_argument": 400,
+    "failed_precondition": 400,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "already_exists": 409,
+    "aborted": 409,
+    "resource_exhausted": 429,
+}
+
+_DRF_CODES = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "unimplemented",
+    406: "invalid_argument",
+    415: "invalid_argument",
+    429: "resource_exhausted",
+}
+
+# Service and query field names are the protobuf ones; REST spells them as its JSON (camelCase)
+# or, for paging and filters, as its query parameters.
+_REST_FIELDS = {"pagination.page_size": "page_size", "pagination.token": "token"}
+
+
+def rest_field(field: str | None) -> str | None:
+    if not field:
+        return field
+    if field in _REST_FIELDS:
+        return _REST_FIELDS[field]
+    if field.startswith("filter."):
+        return field.removeprefix("filter.")
+    return ".".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), part) for part in field.split("."))
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="invalid_argument, not_found, already_exists, failed_precondition, ...")
+    message = serializers.CharField()
+    field = serializers.CharField(required=False, help_text="the offending input, when there is one")
+    details = serializers.JSONField(required=False, help_text="every invalid field, for a validation error")
+
+
+def error_response(code: str, message: str, *, field: str | None = None, status_code: int | None = None):
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return Response(body, status=status_code or HTTP_STATUS.get(code, 500))
+
+
+def _first_error(detail, path=()):
+    """(field path, message) of the first message in a DRF validation error."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _first_error(value, (*path, str(key)))
+    if isinstance(detail, list) and detail:
+        if isinstance(detail[0], (dict, list)):
+            return _first_error(detail[0], path)
+        return ".".join(p for p in path if p != "non_field_errors"), str(detail[0])
+    return ".".join(path), str(detail)
+
+
+def exception_handler(exc, context):
+    """One error body for the whole REST API: {"code", "message", "field"?}, the Connect codes."""
+    if isinstance(exc, DomainError):
+        field = rest_field(exc.field)
+        message = exc.message
+        if field and exc.field and exc.field in message:
+            message = message.replace(exc.field, field)
+        return error_response(exc.code, message, field=field)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = _DRF_CODES.get(response.status_code, "invalid_argument")
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_error(exc.detail)
+        response.data = {"code": code, "message": f"{field}: {message}" if field else message, "details": exc.detail}
+        if field:
+            response.data["field"] = field
+    elif isinstance(exc, exceptions.Throttled):
+        wait = max(1, round(exc.wait or 1))
+        # The token-guessing block (projects.authentication) brings its own message.
+        message = getattr(exc, "message", None) or f"too many requests for this API token; retry in {wait} s"
+        response.data = {"code": code, "message": message}
+    else:
+        response.data = {"code": code, "message": str(getattr(exc, "detail", exc))}
+    return response
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="invalid_argument or failed_precondition"),
+    401: OpenApiResponse(ErrorSerializer, description="unauthenticated: no or bad token"),
+    403: OpenApiResponse(ErrorSerializer, description="permission_denied: role too low"),
+    404: OpenApiResponse(ErrorSerializer, description="not_found (also another organization's object)"),
+    429: OpenApiResponse(ErrorSerializer, description="resource_exhausted: throttled, see Retry-After"),
+}
+CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="already_exists or aborted")}
+
+
+def responses(ok, *codes, conflict=False):
+    """The documented answers of an endpoint: `ok` for its success status, errors for the rest."""
+    documented = {**ok, **{code: ERRORS[code] for code in (401, 429, *codes)}}
+    if conflict:
+        documented.update(CONFLICT)
+    return documented
+
+
+# --- shared fields and paging ------------------------------------------------------------------
+
+DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
+
+
+@extend_schema_field({"type": "string", "pattern": DURATION_PATTERN, "example": "3600s"})
+class DurationField(serializers.CharField):
+    """A protobuf JSON duration: whole or fractional seconds with an "s" suffix, e.g. "3600s"."""
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            return parse_duration(text, field=self.field_name)
+        except InvalidArgument:
+            raise serializers.ValidationError('must be a duration in seconds such as "3600s"') from None
+
+    def to_representation(self, value):
+        return duration(value).ToJsonString()
+
+
+class PageQuerySerializer(serializers.Serializer):
+    page_size = serializers.IntegerField(
+        required=False, min_value=0, default=0, help_text="0 or absent: 25; more than 100 is capped at 100"
+    )
+    token = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=500,
+        help_text="pagination.nextToken of the page before",
+    )
+
+
+class PaginationSerializer(serializers.Serializer):
+    nextToken = serializers.CharField(help_text="token for the next page; empty on the last page")  # noqa: N815
+
+
+def message_data(message) -> dict:
+    """The JSON form of a gitpod.v1 message, as the Connect JSON codec writes it, except that fields
+    at their default value are written too (REST clients then always see every field): exactly
+    `MessageToDict(message, always_print_fields_with_no_presence=True)`.
+
+    protobuf's MessageToDict is generic pure Python and cost more than the rest of a 25-item list
+    request; this walks a plan made once per message type instead. Kinds the plan does not cover
+    (repeated, maps, floats, bytes, other well-known types) go to MessageToDict, and a test holds
+    the two equal on real prebuilds and pools."""
+    plan = _json_plan(message.DESCRIPTOR)
+    if plan is None:
+        return MessageToDict(message, always_print_fields_with_no_presence=True)
+    data = {}
+    for name, json_name, kind, has_presence, enum_values in plan:
+        if has_presence and not message.HasField(name):
+            continue
+        value = getattr(message, name)
+        if kind == "plain":
+            data[json_name] = value
+        elif kind == "int64":
+            data[json_name] = str(value)  # protobuf JSON writes 64-bit integers as strings
+        elif kind == "enum":
+            data[json_name] = enum_values[value].name if value in enum_values else value
+        elif kind == "well-known":
+            data[json_name] = value.ToJsonString()
+        else:
+            data[json_name] = message_data(value)
+    return data
+
+
+_PLAIN_TYPES = {
+    FieldDescriptor.TYPE_STRING,
+    FieldDescriptor.TYPE_BOOL,
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_SFIXED32,
+}
+_INT64_TYPES = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+_WELL_KNOWN = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
+
+
+@functools.cache
+def _json_plan(descriptor):
+    """(name, JSON name, kind, has presence, enum values by number) per field; None when a field is
+    of a kind message_data leaves to MessageToDict."""
+    plan = []
+    for field in descriptor.fields:
+        enum_values = None
+        if field.label == FieldDescriptor.LABEL_REPEATED:
+            return None
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.full_name in _WELL_KNOWN:
+                kind = "well-known"
+            elif field.message_type.full_name.startswith("google.protobuf."):
+                return None
+            else:
+                kind = "message"
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            kind, enum_values = "enum", field.enum_type.values_by_number
+        elif field.type in _INT64_TYPES:
+            kind = "int64"
+        elif field.type in _PLAIN_TYPES:
+            kind = "plain"
+        else:
+            return None
+        plan.append((field.name, field.json_name, kind, field.has_presence, enum_values))
+    return tuple(plan)
+
+
+def query(serializer_class, request):
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def page_of(queryset, request, name: str, render, params: dict | None = None) -> Response:
+    """One page of `queryset` as {name: [...], "pagination": {"nextToken"}}. `params` are the
+    request's query parameters when the caller has validated them already (with a serializer
+    extending PageQuerySerializer)."""
+    params = params if params is not None else query(PageQuerySerializer, request)
+    page = paginate(queryset, page_size=params["page_size"], token=params["token"])
+    return Response({name: [render(item) for item in page.items], "pagination": {"nextToken": page.next_token}})
+
+
+ID_PARAMETER = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)

@@ -1,0 +1,99 @@
+"""The bridge between the apps and the runner: where snapshots are kept, which limits a class's
+sandbox gets, which host uids sandboxes run as, and which backend runs them. Prebuilds and warm
+pools both start sandboxes through here, so a class means the same thing to both."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from projects.services import repository_local_sources
+from runner.checkout import LocalSources
+from runner.sandbox import SandboxLimits
+from runner.store import LocalSnapshotStore, SnapshotStore
+from runner.uids import UidPool
+
+
+def snapshot_store() -> SnapshotStore:
+    """The runner's snapshot store (a directory under the data dir; an object store could be
+    returned here without touching the runner)."""
+    return LocalSnapshotStore(settings.SNAPSHOTS_DIR)
+
+
+# The most a sandbox's /tmp may hold. It is a tmpfs, so its pages are the host's memory, which
+# RLIMIT_AS does not count: a quarter of the class's memory, and never more than this.
+MAX_TMP_BYTES = 512 << 20
+
+
+def ensure_traversable(directory: Path) -> None:
+    """The sandbox runs as an unprivileged uid that must be able to traverse the directories above
+    its workspace, and must not list them (no sibling workspace is revealed): the data dir and
+    `directory` are 0711, nothing more. The secret key, database and snapshots stay unreadable to it
+    (0600 in 0700 folders, and not mounted anyway)."""
+    directory.mkdir(mode=0o711, parents=True, exist_ok=True)
+    for path in (settings.DATA_DIR, directory):
+        if stat.S_IMODE(path.stat().st_mode) != 0o711:
+            path.chmod(0o711)
+
+
+_uid_pool: UidPool | None = None
+
+
+def uid_pool() -> UidPool:
+    """This host's sandbox uids (runner.uids): one per running prebuild or workspace build."""
+    global _uid_pool
+    if _uid_pool is None:
+        _uid_pool = UidPool(
+            settings.RUNNER_SANDBOX_UID_LOCK_DIR, settings.RUNNER_SANDBOX_UID_FIRST, settings.RUNNER_SANDBOX_UIDS
+        )
+    return _uid_pool
+
+
+def sandbox_limits(environment_class) -> SandboxLimits:
+    memory_bytes = environment_class.memory_mb * 1024 * 1024
+    disk_bytes = environment_class.disk_gb * 1024 * 1024 * 1024
+    return SandboxLimits(
+        memory_bytes=memory_bytes,
+        max_processes=environment_class.max_processes,
+        max_file_size_bytes=disk_bytes,
+        # CPU time for the whole command: the class's cores busy for the longest prebuild allowed.
+        cpu_seconds=environment_class.cpu_cores * int(settings.PREBUILD_MAX_TIMEOUT.total_seconds()),
+        allow_network=environment_class.allow_network,
+        disk_bytes=disk_bytes,
+        tmp_bytes=min(MAX_TMP_BYTES, memory_bytes // 4),
+        origin=f"environment class {environment_class.display_name!r}",
+        allowed_private_networks=tuple(settings.SANDBOX_ALLOWED_PRIVATE_NETWORKS),
+    )
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How a sandbox for a class is started: its limits, whether an unsandboxed run is allowed (the
+    backend choice on a host without bubblewrap), the host's uid pool, and the local folders a
+    repository URL may name (checked again at clone time: a link may have changed since)."""
+
+    limits: SandboxLimits
+    allow_unsandboxed: bool
+    uids: UidPool
+    local_sources: LocalSources
+
+    def arguments(self) -> dict:
+        """As the keyword arguments runner.executor.PrebuildJob and runner.instances.build_cold take."""
+        return {
+            "limits": self.limits,
+            "allow_unsandboxed": self.allow_unsandboxed,
+            "uids": self.uids,
+            "local_sources": self.local_sources,
+        }
+
+
+def sandbox_options(environment_class) -> SandboxOptions:
+    return SandboxOptions(
+        limits=sandbox_limits(environment_class),
+        allow_unsandboxed=settings.RUNNER_ALLOW_UNSANDBOXED,
+        uids=uid_pool(),
+        local_sources=repository_local_sources(),
+    )
