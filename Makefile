@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run run-prod test test-faults lint bench clean
+.PHONY: install run run-prod test test-fast test-faults lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,13 @@ test: install lint
 	$(PY) manage.py check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The fast lane: every test that starts no process (all but tests/processes/); one that tries fails.
+test-fast: install
+	$(PY) -m pytest --no-processes --ignore=tests/processes $(PYTEST_ARGS)
+
 # The fault tests alone; they need PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL), else they skip.
 test-faults: install
-	$(PY) -m pytest -m faults tests/faults $(PYTEST_ARGS)
+	$(PY) -m pytest -m faults tests/processes/faults $(PYTEST_ARGS)
 
 bench: install
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done || echo "no benchmarks yet"

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from projects import services as project_services
 from projects.models import Role
 from runner._fs import cleanup_tree
+from tests.builders import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_REPO_SCRIPT = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
@@ -168,3 +169,29 @@ def work_dir():
     path.chmod(0o711)
     yield path
     cleanup_tree(path)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--no-processes",
+        action="store_true",
+        help="the fast lane: a test that starts a process (subprocess, fork) fails instead",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_processes(request, monkeypatch):
+    """Under --no-processes, starting a child process fails the test that tried: the fast lane is
+    honest about what it runs, and a test that needs a process belongs in tests/processes/."""
+    if not request.config.getoption("--no-processes"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("this test starts a process; it belongs in tests/processes/ (the fast lane starts none)")
+
+    import subprocess
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(os, "posix_spawn", refuse)
+    monkeypatch.setattr(os, "posix_spawnp", refuse)

@@ -22,7 +22,7 @@ import pytest
 from runner._fs import cleanup_tree
 from runner.sandbox import find_bwrap
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SANDBOX_UID = 61000  # the first uid of the product's sandbox range
 NEIGHBOUR_UID = 61001
 SIBLING = "neighbour-workspace"

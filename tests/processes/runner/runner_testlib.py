@@ -12,7 +12,7 @@ import pytest
 
 from runner.sandbox import find_bwrap
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 MAKE_SAMPLE_REPO = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
 
 requires_bwrap = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")

@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="fault tests need PostgreSQL and Redis: " + "; ".join(reasons))
     for item in items:
-        if "tests/faults/" in str(item.fspath):
+        if "tests/processes/faults/" in str(item.fspath):
             item.add_marker(skip)
 
 

@@ -6,7 +6,7 @@ import pytest
 from prebuilds import services
 from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase
 from projects import services as project_services
-from tests.faults.conftest import json_lines, wait_until
+from tests.processes.faults.conftest import json_lines, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
 from tests.conftest import REPO_ROOT
-from tests.pages.conftest import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
-from tests.browser.test_pages import mark_page, still_same_page
+from tests.processes.browser.test_pages import mark_page, still_same_page
 from warmpools.models import Environment, EnvironmentPhase, WarmPool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -71,7 +71,7 @@ def test_host_is_invisible(workspace, work_dir):
 
 
 def test_host_loopback_unreachable_with_or_without_network(workspace):
-    # Allowing network means a route to the outside (tests/security/test_sandbox_network.py
+    # Allowing network means a route to the outside (tests/processes/security/test_sandbox_network.py
     # covers the rest), never the runner host's loopback.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

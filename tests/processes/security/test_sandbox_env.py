@@ -186,7 +186,7 @@ def test_worker_secrets_can_come_from_files_instead_of_its_environment(tmp_path)
         path = tmp_path / name.lower()
         path.write_text(value + "\n")
         env[f"{name}_FILE"] = str(path)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     result = subprocess.run(
         [sys.executable, "-c", SETTINGS_PROBE], cwd=repo, env=env, capture_output=True, text=True, timeout=120
     )

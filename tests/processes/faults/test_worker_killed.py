@@ -9,7 +9,7 @@ import pytest
 from prebuilds import logstore, services
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
-from tests.faults.conftest import HEARTBEAT_TIMEOUT_SECONDS, REAPER_INTERVAL_SECONDS, wait_until
+from tests.processes.faults.conftest import HEARTBEAT_TIMEOUT_SECONDS, REAPER_INTERVAL_SECONDS, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -31,7 +31,7 @@ from projects.services import _hash_token, _token_cache_key, api_token_create
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-SETTINGS_FILE = Path(__file__).resolve().parents[2] / "dashboard" / "settings.py"
+SETTINGS_FILE = Path(__file__).resolve().parents[3] / "dashboard" / "settings.py"
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from prebuilds import services
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
 from tests.conftest import subprocess_env
-from tests.faults.conftest import free_port, wait_until
+from tests.processes.faults.conftest import free_port, wait_until
 from warmpools import services as pool_services
 from warmpools.models import WarmPool
 

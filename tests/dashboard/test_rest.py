@@ -20,7 +20,7 @@ from projects.services import (
     api_token_revoke,
     membership_set,
 )
-from tests.api.conftest import Api
+from tests.dashboard.conftest import Api
 
 pytestmark = pytest.mark.django_db
 

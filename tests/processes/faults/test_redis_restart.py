@@ -12,7 +12,7 @@ from django.db import connection
 from prebuilds import services
 from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildStep
 from projects import services as project_services
-from tests.faults.conftest import json_lines, reaper_totals, wait_until
+from tests.processes.faults.conftest import json_lines, reaper_totals, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import pytest
 from prebuilds import services
 from prebuilds.models import TERMINAL_PHASES, Prebuild, PrebuildPhase
 from projects import services as project_services
-from tests.faults.conftest import wait_until
+from tests.processes.faults.conftest import wait_until
 from warmpools import services as pool_services
 from warmpools.models import WarmPool, WarmPoolPhase
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.faults.conftest import free_port, wait_until, worker_env
+from tests.processes.faults.conftest import free_port, wait_until, worker_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -55,7 +55,7 @@ def test_a_postgres_restart_during_a_prebuild_ends_it_cleanly_and_the_web_server
 
     seed_env = {**env, "FAULT_REPO": str(sample_repo("slow")), "FAULT_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}
     seeded = subprocess.run(
-        [*manage, "shell", "-c", "from tests.faults.pg_seed import main; main()"],
+        [*manage, "shell", "-c", "from tests.processes.faults.pg_seed import main; main()"],
         env=seed_env,
         check=True,
         cwd=REPO_ROOT,
