@@ -101,7 +101,7 @@ def main() -> None:
     print(f"  pool of {size} ready in {time.monotonic() - started:.1f}s ({pool.running_instances} running)")
 
     def claim():
-        environment = environments.environment_create(actor=admin, project=project)
+        environment = pool_services.environment_create(actor=admin, project=project)
         if environment.source != EnvironmentSource.POOL:
             environment = environments.build(environment.id)
         return environment

@@ -209,7 +209,6 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
     from prebuilds.models import TERMINAL_PHASES, Prebuild
     from projects import services as project_services
     from projects.models import Project
-    from warmpools import environments
     from warmpools import services as pool_services
 
     admin = get_user_model().objects.get(username="admin")
@@ -247,8 +246,8 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
 
     def claim():
         def work():
-            environment = environments.environment_create(actor=admin, project=project)
-            environments.environment_delete(actor=admin, environment=environment)
+            environment = pool_services.environment_create(actor=admin, project=project)
+            pool_services.environment_delete(actor=admin, environment=environment)
             return environment
 
         recorder.timed("claim environment (service)", work)

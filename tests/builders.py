@@ -75,6 +75,8 @@ def make_environment(org):
     (written directly: the page tests are about what is shown, the services have their own)."""
 
     def make(pool, *, source=EnvironmentSource.POOL, phase=EnvironmentPhase.READY, creator=None, **fields):
+        if phase in (EnvironmentPhase.DELETING, EnvironmentPhase.DELETED):
+            fields.setdefault("desired_phase", EnvironmentPhase.DELETED)  # only a delete request gets it there
         return Environment.objects.create(
             organization_id=pool.organization_id,
             project_id=pool.project_id,

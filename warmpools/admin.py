@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from warmpools.models import WarmPool
-from warmpools.services import STATUS_FIELDS
+from warmpools.status import STATUS_FIELDS
 
 
 @admin.register(WarmPool)

@@ -20,7 +20,7 @@ from core.rest import (
 )
 from prebuilds.api import UINT64, Int64Field
 from projects import services as project_services
-from warmpools import environments, services
+from warmpools import services
 from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
 from warmpools.queries import environments_for, warm_pools_for
 
@@ -235,14 +235,14 @@ class EnvironmentViewSet(viewsets.ViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         project = project_services.project_get(user=request.user, project_id=data["projectId"])
-        environment = environments.environment_create(
+        environment = services.environment_create(
             actor=request.user, project=project, environment_class_id=data.get("environmentClassId")
         )
         return Response(environment_data(environment), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: EnvironmentSerializer}, 404))
     def retrieve(self, request, pk=None):
-        return Response(environment_data(environments.environment_get(user=request.user, environment_id=pk)))
+        return Response(environment_data(services.environment_get(user=request.user, environment_id=pk)))
 
     @extend_schema(
         parameters=[ID_PARAMETER],
@@ -250,6 +250,6 @@ class EnvironmentViewSet(viewsets.ViewSet):
     )
     def destroy(self, request, pk=None):
         """Delete (members): its workspace is removed in the background."""
-        environment = environments.environment_get(user=request.user, environment_id=pk)
-        environments.environment_delete(actor=request.user, environment=environment)
+        environment = services.environment_get(user=request.user, environment_id=pk)
+        services.environment_delete(actor=request.user, environment=environment)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
 """Warm pools, field for field as in gitpod.v1.WarmPool.
 
-Models hold no rules: transitions live in warmpools/phases.py, writes in warmpools/services.py.
+Models hold no rules: transitions live in warmpools/phases.py, spec writes in warmpools/services.py,
+status writes (and every write of what is observed) in warmpools/status.py.
 """
 
 import uuid
@@ -46,7 +47,7 @@ class WarmPool(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # spec
+    # spec: what was asked, written by warmpools/services.py
     spec_version = models.BigIntegerField(default=1)
     desired_size = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Deprecated: min = max")
     # The snapshot being warmed is the one a completed prebuild wrote; its id is the prebuild's id.
@@ -55,7 +56,7 @@ class WarmPool(models.Model):
     min_size = models.PositiveSmallIntegerField(default=0)
     max_size = models.PositiveSmallIntegerField(default=1)
 
-    # status
+    # status: what is true, written only by warmpools/status.py (so are the bookkeeping and metrics below)
     phase = models.PositiveSmallIntegerField(choices=WarmPoolPhase.choices, default=WarmPoolPhase.PENDING)
     failure_message = models.TextField(blank=True, default="")
     status_version = models.BigIntegerField(default=1)
@@ -163,11 +164,19 @@ class Environment(models.Model):
     )
     snapshot = models.ForeignKey(Prebuild, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     source = models.CharField(max_length=16, choices=EnvironmentSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # spec: what was asked (READY on create, DELETED on delete), written by warmpools/services.py
+    desired_phase = models.CharField(max_length=16, choices=EnvironmentPhase.choices, default=EnvironmentPhase.READY)
+    spec_version = models.BigIntegerField(default=1)
+
+    # status: what is true, written only by warmpools/status.py
     phase = models.CharField(max_length=16, choices=EnvironmentPhase.choices, default=EnvironmentPhase.CREATING)
+    status_version = models.BigIntegerField(default=1)
     path = models.CharField(max_length=500, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
     ready_after_ms = models.FloatField(null=True, blank=True, help_text="from the request to a ready workspace")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ready_at = models.DateTimeField(null=True, blank=True)
 
     objects = EnvironmentQuerySet.as_manager()

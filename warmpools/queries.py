@@ -1,9 +1,10 @@
-"""Named reads of warm pools shared by the pages, REST and Connect."""
+"""Named reads of warm pools and environments shared by the pages, REST, Connect and the reconciler."""
 
 from django.db.models import QuerySet
 
 from core.lookups import uuids
-from warmpools.models import WarmPool
+from prebuilds.models import Prebuild, PrebuildPhase
+from warmpools.models import Environment, WarmPool
 
 
 def warm_pools_for(user, *, project_ids=(), environment_class_ids=()) -> QuerySet:
@@ -16,8 +17,6 @@ def warm_pools_for(user, *, project_ids=(), environment_class_ids=()) -> QuerySe
 
 
 def environments_for(user, *, project_ids=()) -> QuerySet:
-    from warmpools.models import Environment
-
     queryset = Environment.objects.visible_to(user)
     if project_ids:
         queryset = queryset.filter(project_id__in=uuids(project_ids, "project_ids"))
@@ -26,8 +25,18 @@ def environments_for(user, *, project_ids=()) -> QuerySet:
 
 def pool_environments(user, pool, *, limit: int) -> list:
     """The most recent environments handed out through `pool` (not the deleted ones)."""
-    from warmpools.models import Environment
-
     return list(
         Environment.objects.visible_to(user).for_list().filter(pool=pool).order_by("-created_at", "-id")[:limit]
+    )
+
+
+def newest_snapshot(project_id, environment_class_id) -> Prebuild | None:
+    """The newest COMPLETED prebuild of the pair: its snapshot is what a pool warms, and what an
+    environment that misses the pool restores."""
+    return (
+        Prebuild.objects.filter(
+            project_id=project_id, environment_class_id=environment_class_id, phase=PrebuildPhase.COMPLETED
+        )
+        .order_by("-completion_time", "-created_at")
+        .first()
     )

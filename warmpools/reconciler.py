@@ -16,6 +16,10 @@ One pass:
 A pass decides by one clock, `now`, read by its caller (the task) and passed down: the lease, the
 backoff, the autoscaler's demand window and cooldown all compare against it, and what they write
 for a later pass to read (target_changed_at, next_attempt_at, the lease) carries it.
+
+It observes (the runner's disk) and acts (the runner's instances); every write of what it observed
+goes through warmpools/status.py. Following a newer snapshot is a spec change, asked for through
+warmpools/services.py like any other.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects.runner_bridge import snapshot_store
 from runner import instances as runner_instances
 from runner.errors import RunnerError
-from warmpools import autoscale, services
+from warmpools import autoscale, queries, services, status
 from warmpools.models import Environment, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
 
 log = logging.getLogger(__name__)
@@ -50,12 +54,7 @@ def pool_dir(pool: WarmPool) -> Path:
 def reconcile(pool_id, *, now: datetime | None = None) -> WarmPool | None:
     """One pass over one pool, unless another pass holds its lease (then this one does nothing)."""
     now = now or timezone.now()
-    taken = (
-        WarmPool.objects.filter(id=pool_id)
-        .filter(Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now))
-        .update(reconcile_lease_until=now + LEASE)
-    )
-    if not taken:
+    if not status.take_lease(pool_id, now=now, until=now + LEASE):
         return WarmPool.objects.filter(id=pool_id).first()
     try:
         # A request that arrives while this pass holds the lease does nothing, so the pass itself
@@ -68,7 +67,7 @@ def reconcile(pool_id, *, now: datetime | None = None) -> WarmPool | None:
                 break
         return pool
     finally:
-        WarmPool.objects.filter(id=pool_id).update(reconcile_lease_until=None)
+        status.release_lease(pool_id)
 
 
 def _signature(pool: WarmPool) -> tuple:
@@ -81,7 +80,7 @@ def _reconcile(pool: WarmPool, now: datetime) -> WarmPool:
     if pool.desired_phase == WarmPoolPhase.DELETED:
         return _drain(pool)
 
-    newest = services.newest_snapshot(pool.project_id, pool.environment_class_id)
+    newest = queries.newest_snapshot(pool.project_id, pool.environment_class_id)
     if newest is not None and newest.id != pool.snapshot_id:
         pool = services.warm_pool_set_snapshot(pool=pool, snapshot=newest)
         pool = WarmPool.objects.select_related("snapshot", "runner").get(id=pool.id)
@@ -89,7 +88,7 @@ def _reconcile(pool: WarmPool, now: datetime) -> WarmPool:
 
     target = autoscale.next_target(pool, now, autoscale.demand(pool, now))
     if target != pool.status_desired_size:
-        WarmPool.objects.filter(id=pool.id).update(target_changed_at=now)
+        status.target_changed(pool, now=now)
 
     if pool.snapshot is None:
         return _write_status(pool, WarmPoolPhase.PENDING, target, "")
@@ -100,14 +99,14 @@ def _reconcile(pool: WarmPool, now: datetime) -> WarmPool:
     except (RunnerError, OSError) as exc:
         failures = pool.consecutive_failures + 1
         delay = min(timedelta(seconds=FIRST_BACKOFF_SECONDS * 2 ** (failures - 1)), MAX_BACKOFF)
-        WarmPool.objects.filter(id=pool.id).update(consecutive_failures=failures, next_attempt_at=now + delay)
+        status.provisioning_failed(pool, failures=failures, retry_at=now + delay)
         message = (
             f"cannot provision instances from prebuild {pool.snapshot_id}: {exc}; "
             f"retrying in {int(delay.total_seconds())}s"
         )
         log.warning("warm pool %s degraded: %s", pool.id, message, extra={"pool_id": str(pool.id)})
         return _write_status(pool, WarmPoolPhase.DEGRADED, target, message)
-    WarmPool.objects.filter(id=pool.id).update(consecutive_failures=0, next_attempt_at=None)
+    status.provisioning_succeeded(pool)
     return _write_status(pool, WarmPoolPhase.READY, target, "")
 
 
@@ -147,12 +146,7 @@ def _start(pool, snapshot, store, staged: PoolInstance | None) -> PoolInstance:
     )
     if staged is not None:
         runner_instances.remove(Path(staged.path))
-    instance.state = InstanceState.RUNNING
-    instance.path = str(provisioned.path)
-    instance.size_bytes = provisioned.size_bytes
-    instance.ready_at = timezone.now()
-    instance.save()
-    return instance
+    return status.instance_running(instance, path=str(provisioned.path), size_bytes=provisioned.size_bytes)
 
 
 def _stage(pool, snapshot, store) -> PoolInstance:
@@ -160,44 +154,29 @@ def _stage(pool, snapshot, store) -> PoolInstance:
     staged = runner_instances.stage(
         store, str(snapshot.id), pool_dir(pool) / f"staged-{instance.id}", expected_sha256=snapshot.snapshot_sha256
     )
-    instance.state = InstanceState.STOPPED
-    instance.path = str(staged.path)
-    instance.size_bytes = staged.size_bytes
-    instance.ready_at = timezone.now()
-    instance.save()
-    return instance
+    return status.instance_staged(instance, path=str(staged.path), size_bytes=staged.size_bytes)
 
 
 def _retire(pool: WarmPool, instance: PoolInstance) -> None:
-    """Remove an idle instance, unless a claim took it meanwhile (conditional update first)."""
-    now = timezone.now()
-    taken = PoolInstance.objects.filter(id=instance.id, state=instance.state).update(
-        state=InstanceState.RETIRED, retired_at=now
-    )
-    if not taken:
-        return
-    if instance.state == InstanceState.RUNNING and instance.ready_at:
-        idle = (now - instance.ready_at).total_seconds()
-        WarmPool.objects.filter(id=pool.id).update(idle_instance_seconds=F("idle_instance_seconds") + idle)
-    runner_instances.remove(Path(instance.path))
+    """Remove an idle instance, unless a claim took it meanwhile (the conditional write first)."""
+    if status.instance_retired(pool, instance):
+        runner_instances.remove(Path(instance.path))
 
 
 def _forget_vanished(pool: WarmPool) -> None:
     """An instance whose files are gone (disk wiped, manual cleanup) no longer exists."""
     for instance in PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]):
         if not Path(instance.path).exists():
-            PoolInstance.objects.filter(id=instance.id, state=instance.state).update(
-                state=InstanceState.RETIRED, retired_at=timezone.now()
-            )
+            status.instance_vanished(instance)
 
 
 def _drain(pool: WarmPool) -> WarmPool:
     if pool.phase != WarmPoolPhase.DELETING:
-        pool = services.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
+        pool = status.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
     for instance in PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]):
         _retire(pool, instance)
     pool = _write_status(pool, WarmPoolPhase.DELETING, 0, "")
-    return services.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETED)
+    return status.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETED)
 
 
 def _write_status(pool: WarmPool, phase: int, target: int, failure_message: str) -> WarmPool:
@@ -209,7 +188,7 @@ def _write_status(pool: WarmPool, phase: int, target: int, failure_message: str)
             running += state == InstanceState.RUNNING
             stopped += state == InstanceState.STOPPED
     fresh = WarmPool.objects.get(id=pool.id)
-    return services.warm_pool_set_status(
+    return status.warm_pool_set_status(
         pool=fresh,
         phase=phase,
         running_instances=running,

@@ -1,22 +1,28 @@
-"""Every write to a warm pool goes through here. Spec writes come from people (create, resize,
-delete) and from prebuild completion (snapshot rotation); status writes from the reconciler."""
+"""The spec writes of warm pools and environments: what people ask for (create, resize, delete a
+pool; create, delete an environment) and what prebuild completion asks for (snapshot rotation).
+
+Keyword-only, atomic, validation inside; every interface (pages, REST, Connect, signals) calls
+these. What is observed (phases, counts, instances, workspaces) is written by warmpools/status.py;
+work is enqueued by name through warmpools/dispatch.py.
+"""
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from core.lookups import get_by_id
-from core.paths import redact_paths
 from core.versioning import cas_update
-from prebuilds.models import Prebuild, PrebuildPhase
-from projects.models import EnvironmentClass, Project
-from projects.services import require_admin
-from warmpools.models import WarmPool, WarmPoolPhase
-from warmpools.phases import check_transition
-
-STATUS_FIELDS = frozenset({"failure_message", "running_instances", "stopped_instances", "status_desired_size"})
+from prebuilds.models import Prebuild
+from prebuilds.services import resolve_environment_class
+from projects.models import EnvironmentClass, Project, Role
+from projects.services import require_admin, require_member
+from warmpools import dispatch, queries, status
+from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool, WarmPoolPhase
 
 
 def warm_pool_get(*, user, warm_pool_id) -> WarmPool:
@@ -61,17 +67,6 @@ def _check_class_gets_prebuilds(project: Project, environment_class: Environment
         )
 
 
-def newest_snapshot(project_id, environment_class_id) -> Prebuild | None:
-    """The newest COMPLETED prebuild of the pair: its snapshot is what a pool warms."""
-    return (
-        Prebuild.objects.filter(
-            project_id=project_id, environment_class_id=environment_class_id, phase=PrebuildPhase.COMPLETED
-        )
-        .order_by("-completion_time", "-created_at")
-        .first()
-    )
-
-
 @transaction.atomic
 def warm_pool_create(
     *,
@@ -91,7 +86,7 @@ def warm_pool_create(
     )
     min_size, max_size = resolve_sizes(min_size=min_size, max_size=max_size, desired_size=desired_size)
     _check_class_gets_prebuilds(project, environment_class)
-    snapshot = newest_snapshot(project.id, environment_class.id)
+    snapshot = queries.newest_snapshot(project.id, environment_class.id)
     try:
         with transaction.atomic():
             pool = WarmPool.objects.create(
@@ -110,7 +105,7 @@ def warm_pool_create(
             f"a warm pool for project {project.name!r} and class {environment_class.display_name!r} exists",
             field="environment_class_id",
         ) from None
-    schedule_reconcile(pool)
+    dispatch.reconcile_pool(pool)
     return pool
 
 
@@ -142,7 +137,7 @@ def warm_pool_update(
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)
         if changed:
-            schedule_reconcile(pool)
+            dispatch.reconcile_pool(pool)
     return pool
 
 
@@ -162,9 +157,11 @@ def request_pool_deletion(pool: WarmPool) -> WarmPool:
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)
         if changed:
+            # Shown as DELETING at once on every page and API, before the reconciler (on the
+            # runner, maybe busy) gets to drain it: the one status write a request makes for a pool.
             if pool.phase != WarmPoolPhase.DELETING:
-                pool = warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
-            schedule_reconcile(pool)
+                pool = status.warm_pool_set_status(pool=pool, phase=WarmPoolPhase.DELETING)
+            dispatch.reconcile_pool(pool)
     return pool
 
 
@@ -184,37 +181,8 @@ def warm_pool_set_snapshot(*, pool: WarmPool, snapshot: Prebuild) -> WarmPool:
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)
         if changed:
-            schedule_reconcile(pool)
+            dispatch.reconcile_pool(pool)
     return pool
-
-
-def warm_pool_set_status(*, pool: WarmPool, phase: int | None = None, **fields) -> WarmPool:
-    """The reconciler's one way to write status (legal transitions only, CAS on status_version)."""
-    unknown = set(fields) - STATUS_FIELDS
-    if unknown:
-        raise ValueError(f"not status fields: {sorted(unknown)}")
-    if "failure_message" in fields:
-        # Provisioning errors name the runner's folders; callers see the place, not the path.
-        fields["failure_message"] = redact_paths(fields["failure_message"])
-
-    def mutate(current: WarmPool):
-        changes = {k: v for k, v in fields.items() if getattr(current, k) != v}
-        if phase is not None and phase != current.phase:
-            check_transition(current.phase, phase)
-            changes["phase"] = phase
-        return changes
-
-    pool, _ = cas_update(pool, version_field="status_version", mutate=mutate)
-    return pool
-
-
-def schedule_reconcile(pool: WarmPool) -> None:
-    """Run the pool's reconciler on its runner once the current transaction commits."""
-    from warmpools import tasks
-
-    pool_id = str(pool.id)
-    queue = pool.runner.queue if pool.runner_id else None
-    transaction.on_commit(lambda: tasks.reconcile_pool.apply_async(args=[pool_id], queue=queue))
 
 
 def on_prebuild_completed(sender, prebuild: Prebuild, **kwargs) -> None:
@@ -231,3 +199,86 @@ def on_prebuild_configuration_changed(sender, project, removed_class_ids, **kwar
         desired_phase=WarmPoolPhase.DELETED
     ):
         request_pool_deletion(pool)
+
+
+# --- environments ------------------------------------------------------------------------------
+
+
+def environment_get(*, user, environment_id) -> Environment:
+    return get_by_id(
+        Environment.objects.visible_to(user).for_list(), environment_id, label="environment", field="environment_id"
+    )
+
+
+def environment_create(*, actor, project: Project, environment_class_id=None) -> Environment:
+    """Ask for a READY environment of the project and class. A ready instance of the pair's warm
+    pool is handed out in the request (a hit: ready in the answer); otherwise the class's runner
+    restores the newest snapshot, or builds cold when there is none."""
+    started = time.monotonic()
+    require_member(actor, project.organization_id)
+    environment_class = resolve_environment_class(project, environment_class_id)
+    pool = (
+        WarmPool.objects.filter(project=project, environment_class=environment_class, desired_phase=0)
+        .exclude(phase__in=[WarmPoolPhase.DELETING, WarmPoolPhase.DELETED])
+        .first()
+    )
+    base = {
+        "organization_id": project.organization_id,
+        "project": project,
+        "environment_class": environment_class,
+        "creator": actor,
+        "pool": pool,
+        "desired_phase": EnvironmentPhase.READY,
+    }
+    if pool is not None:
+        # The claim is one conditional update on an instance (status.py owns instance state): two
+        # concurrent claims never get the same one.
+        instance = status.claim_instance(pool)
+        if instance is not None:
+            now = timezone.now()
+            with transaction.atomic():
+                environment = Environment.objects.create(
+                    **base, instance=instance, snapshot_id=instance.snapshot_id, source=EnvironmentSource.POOL
+                )
+                # Nobody else will report this one ready: the workspace already exists.
+                environment, _ = status.environment_ready(
+                    environment=environment,
+                    path=instance.path,
+                    ready_at=now,
+                    ready_after_ms=(time.monotonic() - started) * 1000,
+                )
+                idle = (now - instance.ready_at).total_seconds() if instance.ready_at else 0.0
+                status.record_hit(pool, idle_seconds=idle)
+                dispatch.reconcile_pool(pool)  # the backfill
+            return environment
+        status.record_miss(pool)
+    snapshot = queries.newest_snapshot(project.id, environment_class.id)
+    with transaction.atomic():
+        environment = Environment.objects.create(
+            **base, snapshot=snapshot, source=EnvironmentSource.SNAPSHOT if snapshot else EnvironmentSource.COLD
+        )
+        dispatch.build_environment(environment)
+        if pool is not None:
+            dispatch.reconcile_pool(pool)  # demand just rose: the autoscaler may want more instances
+    return environment
+
+
+def environment_delete(*, actor, environment: Environment) -> Environment:
+    """Ask for its deletion (idempotent): its creator or an organization admin may. The request
+    marks it DELETING at once (through status.py, so every page and API shows it), and the
+    runner removes the workspace and reports it DELETED."""
+    if require_member(actor, environment.organization_id) != Role.ADMIN and environment.creator_id != actor.pk:
+        raise PermissionDenied("only its creator or an organization admin may delete an environment")
+
+    def mutate(current: Environment):
+        if current.desired_phase == EnvironmentPhase.DELETED:
+            return None
+        return {"desired_phase": EnvironmentPhase.DELETED}
+
+    with transaction.atomic():
+        environment, _ = cas_update(environment, version_field="spec_version", mutate=mutate)
+        environment, deleting = status.environment_deleting(environment=environment)
+        if deleting:
+            dispatch.remove_environment(environment)
+    environment.refresh_from_db()
+    return environment

@@ -17,7 +17,7 @@ from projects.forms import add_domain_error
 from projects.models import Project
 from projects.services import project_get
 from projects.views import current_organization_id, is_admin
-from warmpools import environments, services
+from warmpools import services
 from warmpools.forms import WarmPoolCreateForm, WarmPoolResizeForm
 from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics
 from warmpools.models import Environment, EnvironmentPhase, WarmPool, WarmPoolPhase
@@ -195,14 +195,14 @@ def _shown_environment(request, pool: WarmPool, environment_id) -> Environment |
     if not environment_id:
         return None
     try:
-        environment = environments.environment_get(user=request.user, environment_id=environment_id)
+        environment = services.environment_get(user=request.user, environment_id=environment_id)
     except NotFound:
         return None  # a stale link: show the page without a result rather than a 404
     return environment if environment.pool_id == pool.id else None
 
 
 def _environment_of_pool(request, pool: WarmPool, environment_id) -> Environment:
-    environment = environments.environment_get(user=request.user, environment_id=environment_id)
+    environment = services.environment_get(user=request.user, environment_id=environment_id)
     if environment.pool_id != pool.id:
         raise NotFound(f"environment {environment_id} not found")
     return environment
@@ -229,7 +229,7 @@ def environment_list(request, pk):
             request, "warmpools/detail.html#environment-list", context, settled=context["environments_settled"]
         )
     try:
-        environment = environments.environment_create(
+        environment = services.environment_create(
             actor=request.user, project=pool.project, environment_class_id=pool.environment_class_id
         )
     except (NotFound, PermissionDenied):
@@ -277,7 +277,7 @@ def environment_result(request, pk, environment_id):
 def environment_delete(request, pk, environment_id):
     pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
     environment = _environment_of_pool(request, pool, environment_id)
-    environments.environment_delete(actor=request.user, environment=environment)
+    services.environment_delete(actor=request.user, environment=environment)
     if not request.htmx:
         messages.success(request, "The environment is being deleted.")
         return redirect(_detail_url(pool))

@@ -6,12 +6,14 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from core.errors import AlreadyExists
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
 from warmpools import services as pool_services
-from warmpools.models import WarmPool
+from warmpools import status as pool_status
+from warmpools.models import Environment, EnvironmentPhase, WarmPool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,3 +101,24 @@ def test_two_concurrent_creates_of_a_pair_make_one_pool(org):
         refused = [r for r in results if isinstance(r, AlreadyExists)]
         assert (len(created), len(refused)) == (1, 1), results
         assert WarmPool.objects.filter(environment_class=environment_class).count() == 1
+
+
+def test_concurrent_environment_delete_and_ready_report_keep_both(org):
+    """A delete (spec, then DELETING) racing the runner's READY (status), each from its own copy of
+    the CREATING row: the delete is kept, and the environment ends DELETING whichever wrote first."""
+    for _ in range(5):
+        environment = pool_services.environment_create(actor=org.member, project=org.project)
+        results = run_together(
+            lambda e=environment: pool_services.environment_delete(
+                actor=org.member, environment=Environment.objects.get(id=e.id)
+            ),
+            lambda e=environment: pool_status.environment_ready(
+                environment=Environment.objects.get(id=e.id), path="/w", ready_at=timezone.now(), ready_after_ms=1.0
+            ),
+        )
+        assert not [r for r in results if isinstance(r, Exception)]
+        final = Environment.objects.get(id=environment.id)
+        assert (final.desired_phase, final.phase) == (EnvironmentPhase.DELETED, EnvironmentPhase.DELETING)
+        assert final.spec_version == 2
+        # READY first, then DELETING (3); or DELETING first and the late READY loses (2).
+        assert final.status_version == (3 if final.path else 2)

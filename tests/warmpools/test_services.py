@@ -4,7 +4,7 @@ from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotF
 from prebuilds import services as prebuild_services
 from prebuilds.models import PrebuildPhase
 from projects import services as project_services
-from warmpools import reconciler, services
+from warmpools import reconciler, services, status
 from warmpools.models import WarmPool, WarmPoolPhase
 from warmpools.phases import ALLOWED_TRANSITIONS
 
@@ -135,6 +135,6 @@ def test_every_illegal_pool_transition_is_rejected(org, current, new):
     WarmPool.objects.filter(id=pool.id).update(phase=current)
     pool.refresh_from_db()
     with pytest.raises(FailedPrecondition):
-        services.warm_pool_set_status(pool=pool, phase=new)
+        status.warm_pool_set_status(pool=pool, phase=new)
     pool.refresh_from_db()
     assert (pool.phase, pool.status_version) == (current, 1)

@@ -25,6 +25,7 @@ from runner import checkout
 from runner.errors import CheckoutError
 from tests.conftest import REPO_ROOT, SAMPLE_REPO_SCRIPT
 from warmpools import environments
+from warmpools import services as pool_services
 from warmpools.models import EnvironmentPhase
 
 NOT_ACCESSIBLE = "could not clone the repository: not found or not accessible"
@@ -215,7 +216,7 @@ def test_a_link_swapped_after_saving_is_caught_when_an_environment_builds_cold(o
     snapshot builds cold from the repository, and must check it as a prebuild does."""
     project = saved_then_swapped(org, disk)
 
-    environment = environments.environment_create(actor=org.member, project=project)
+    environment = pool_services.environment_create(actor=org.member, project=project)
     environment = environments.build(environment.id)
     assert environment.phase == EnvironmentPhase.FAILED
     assert environment.failure_message == NOT_ACCESSIBLE

@@ -149,7 +149,7 @@ def test_twenty_concurrent_claims_against_a_pool_of_five(org, completed_prebuild
     def claim(_):
         try:
             barrier.wait()
-            return environments.environment_create(actor=org.member, project=org.project)
+            return services.environment_create(actor=org.member, project=org.project)
         finally:
             connection.close()
 
@@ -171,12 +171,12 @@ def test_twenty_concurrent_claims_against_a_pool_of_five(org, completed_prebuild
 def test_a_claimed_instance_is_a_ready_environment_at_once(org, completed_prebuild, tmp_path):
     prebuild = completed_prebuild()
     reconciler.reconcile(make_pool(org, min_size=1, max_size=1).id)
-    environment = environments.environment_create(actor=org.member, project=org.project)
+    environment = services.environment_create(actor=org.member, project=org.project)
     assert (environment.source, environment.phase) == (EnvironmentSource.POOL, EnvironmentPhase.READY)
     assert environment.ready_after_ms is not None and environment.creator == org.member
     assert tree(Path(environment.path)) == restored_tree_of(prebuild, tmp_path)
     # Deleting it removes its workspace.
-    environments.environment_delete(actor=org.member, environment=environment)
+    services.environment_delete(actor=org.member, environment=environment)
     environments.remove(environment.id)
     assert not Path(environment.path).exists()
     assert Environment.objects.get(id=environment.id).phase == EnvironmentPhase.DELETED
@@ -184,14 +184,14 @@ def test_a_claimed_instance_is_a_ready_environment_at_once(org, completed_prebui
 
 @pytest.mark.django_db
 def test_without_a_pool_an_environment_restores_the_snapshot_or_builds_cold(org, sample_repo, completed_prebuild):
-    cold = environments.environment_create(actor=org.member, project=org.project)
+    cold = services.environment_create(actor=org.member, project=org.project)
     assert (cold.source, cold.phase) == (EnvironmentSource.COLD, EnvironmentPhase.CREATING)
     cold = environments.build(cold.id)
     assert cold.phase == EnvironmentPhase.READY, cold.failure_message
     assert (Path(cold.path) / ".prebuilt-at").exists()  # the lifecycle ran
     assert not (Path(cold.path) / ".post-create-ran").exists()
     completed_prebuild()
-    restored = environments.build(environments.environment_create(actor=org.member, project=org.project).id)
+    restored = environments.build(services.environment_create(actor=org.member, project=org.project).id)
     assert (restored.source, restored.phase) == (EnvironmentSource.SNAPSHOT, EnvironmentPhase.READY)
     assert restored.ready_after_ms > 0
 
@@ -200,7 +200,7 @@ def test_without_a_pool_an_environment_restores_the_snapshot_or_builds_cold(org,
 def test_resizing_down_removes_only_idle_instances_and_zero_drains(org, completed_prebuild):
     completed_prebuild()
     pool = reconciler.reconcile(make_pool(org, min_size=3, max_size=3).id)
-    claimed = environments.environment_create(actor=org.member, project=org.project)
+    claimed = services.environment_create(actor=org.member, project=org.project)
     pool = services.warm_pool_update(actor=org.admin, pool=pool, min_size=0, max_size=1)
     pool = reconciler.reconcile(pool.id)
     assert pool.running_instances <= 1
@@ -312,7 +312,7 @@ def test_the_reconciler_scales_by_the_demand_of_the_last_15_minutes_and_down_one
     pool = make_pool(org, min_size=0, max_size=5)
     time_machine.move_to(CLAIMS_AT, tick=False)
     for _ in range(3):
-        environments.environment_create(actor=org.member, project=org.project)  # misses: no instance
+        services.environment_create(actor=org.member, project=org.project)  # misses: no instance
     time_machine.move_to(CLAIMS_AT + timedelta(days=365), tick=False)  # the wall clock says nothing
 
     def target_at(minutes):
@@ -334,7 +334,7 @@ def test_the_reconciler_scales_by_the_demand_of_the_last_15_minutes_and_down_one
 def test_the_periodic_pass_judges_demand_and_cooldown_by_its_own_now(org, time_machine):
     pool = make_pool(org, min_size=0, max_size=5)
     time_machine.move_to(CLAIMS_AT, tick=False)
-    environments.environment_create(actor=org.member, project=org.project)
+    services.environment_create(actor=org.member, project=org.project)
     time_machine.move_to(CLAIMS_AT - timedelta(days=365), tick=False)  # the wall clock says nothing
     assert reconciler.reconcile_pass(now=CLAIMS_AT + timedelta(minutes=1)) == 1  # demand: up to 1
     assert WarmPool.objects.get(id=pool.id).status_desired_size == 1
@@ -360,8 +360,8 @@ def test_pool_metrics_count_hits_misses_latency_age_and_idle_time(org, completed
 
     prebuild = completed_prebuild()
     pool = reconciler.reconcile(make_pool(org, min_size=1, max_size=1).id)
-    hit = environments.environment_create(actor=org.member, project=org.project)
-    miss = environments.build(environments.environment_create(actor=org.member, project=org.project).id)
+    hit = services.environment_create(actor=org.member, project=org.project)
+    miss = environments.build(services.environment_create(actor=org.member, project=org.project).id)
     pool.refresh_from_db()
     later = prebuild.completion_time + timedelta(hours=2)
     metrics = pool_metrics(pool, now=later)
@@ -397,9 +397,9 @@ def test_the_periodic_pass_skips_settled_pools_and_reconciles_the_rest(org, comp
 def test_only_the_creator_or_an_admin_deletes_an_environment(org):
     from core.errors import PermissionDenied
 
-    environment = environments.environment_create(actor=org.admin, project=org.project)
+    environment = services.environment_create(actor=org.admin, project=org.project)
     with pytest.raises(PermissionDenied):
-        environments.environment_delete(actor=org.member, environment=environment)
-    mine = environments.environment_create(actor=org.member, project=org.project)
-    assert environments.environment_delete(actor=org.member, environment=mine).phase == EnvironmentPhase.DELETING
-    assert environments.environment_delete(actor=org.admin, environment=environment).phase == EnvironmentPhase.DELETING
+        services.environment_delete(actor=org.member, environment=environment)
+    mine = services.environment_create(actor=org.member, project=org.project)
+    assert services.environment_delete(actor=org.member, environment=mine).phase == EnvironmentPhase.DELETING
+    assert services.environment_delete(actor=org.admin, environment=environment).phase == EnvironmentPhase.DELETING
