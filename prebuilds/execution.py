@@ -1,5 +1,5 @@
 """Runs a prebuild on this worker: claims it, hands it to runner.run_prebuild(), and writes what
-the runner reports (phases, logs, steps, progress, heartbeat) into status through the services.
+the runner reports (phases, logs, steps, progress, heartbeat) into status through prebuilds/status.py.
 
 The runner is plain Python and knows nothing of Django; this module is the only bridge.
 """
@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from core.errors import FailedPrecondition
 from core.paths import path_redactor
-from prebuilds import logstore, services
-from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
+from prebuilds import logstore, status
+from prebuilds.models import Prebuild, PrebuildPhase
 from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
 from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
@@ -53,7 +53,7 @@ class DatabaseReporter:
     # --- status -------------------------------------------------------------------------------
     def _set_status(self, **kwargs) -> None:
         try:
-            self.prebuild = services.prebuild_set_status(prebuild=self.prebuild, **kwargs)
+            self.prebuild = status.prebuild_set_status(prebuild=self.prebuild, **kwargs)
         except FailedPrecondition:
             # Someone else moved the prebuild on (the reaper declared this runner lost): stop.
             self.prebuild.refresh_from_db()
@@ -80,9 +80,7 @@ class DatabaseReporter:
         now = time.monotonic()
         if now - self.last_heartbeat >= HEARTBEAT_WRITE_SECONDS:
             self.last_heartbeat = now
-            # Liveness bookkeeping for the reaper, not observed state a client reads: written
-            # without a status_version bump so that versions count real changes only.
-            Prebuild.objects.filter(id=self.prebuild.id).update(heartbeat_at=timezone.now())
+            status.prebuild_heartbeat(prebuild_id=self.prebuild.id)
         self._maybe_flush()
 
     def should_stop(self) -> str | None:
@@ -119,17 +117,17 @@ class DatabaseReporter:
 
     def step(self, event: StepEvent) -> None:
         self.flush()
-        fields = {
-            "started_at": _aware(event.started_at),
-            "ended_at": _aware(event.ended_at),
-            "outcome": event.status,
-            "exit_status": event.exit_status,
-            "bytes": event.bytes,
-        }
         if event.step not in self.steps:
             self.steps[event.step] = len(self.steps)
-        PrebuildStep.objects.update_or_create(
-            prebuild_id=self.prebuild.id, name=event.step, defaults={**fields, "position": self.steps[event.step]}
+        status.prebuild_step_report(
+            prebuild_id=self.prebuild.id,
+            name=event.step,
+            position=self.steps[event.step],
+            started_at=_aware(event.started_at),
+            ended_at=_aware(event.ended_at),
+            outcome=event.status,
+            exit_status=event.exit_status,
+            bytes=event.bytes,
         )
 
 
@@ -142,10 +140,10 @@ def _aware(value: datetime | None) -> datetime | None:
 def execute(prebuild_id: str) -> None:
     """Run one prebuild to a terminal phase. A duplicate delivery, or a prebuild cancelled or
     deleted before it started, finds nothing to claim and returns."""
-    prebuild = services.prebuild_claim(prebuild_id=prebuild_id)
+    prebuild = status.prebuild_claim(prebuild_id=prebuild_id)
     if prebuild is None:
         return
-    prebuild = services.prebuild_set_status(
+    prebuild = status.prebuild_set_status(
         prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}", environment_id=str(prebuild.id)
     )
     reporter = DatabaseReporter(prebuild)
@@ -200,7 +198,7 @@ def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None
         prebuild.get_phase_display(),
         extra={"prebuild_id": str(prebuild.id), "phase": prebuild.get_phase_display()},
     )
-    services.prebuild_finished(prebuild=prebuild)
+    status.prebuild_finished(prebuild=prebuild)
 
 
 def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) -> Prebuild:
@@ -208,7 +206,7 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) ->
     commit = outcome.commit_id or ""
     if result == "completed":
         snapshot = outcome.snapshot
-        return services.prebuild_set_status(
+        return status.prebuild_set_status(
             prebuild=prebuild,
             phase=PrebuildPhase.COMPLETED,
             warning_message=warning,
@@ -218,13 +216,13 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) ->
         )
     if result == "cancelled":
         if prebuild.phase != PrebuildPhase.CANCELLING:
-            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
-        prebuild = services.prebuild_set_status(
+            prebuild = status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
+        prebuild = status.prebuild_set_status(
             prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
         )
         snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written (or whole)
         return prebuild
-    return services.prebuild_set_status(
+    return status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.FAILED,
         failure_message=outcome.failure_message or "failed",
@@ -250,5 +248,4 @@ def delete(prebuild_id: str) -> None:
     snapshot_store().delete(str(prebuild.id))
     cleanup_workspace(workspace_path(prebuild.id))
     logstore.delete(prebuild)
-    prebuild.steps.all().delete()
-    services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.DELETED)
+    status.prebuild_deleted(prebuild=prebuild)
