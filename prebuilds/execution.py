@@ -19,7 +19,8 @@ from core.paths import path_redactor
 from prebuilds import logstore, status
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
-from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
+from runner.errors import StopReason
+from runner.executor import PrebuildJob, PrebuildOutcome, PrebuildResult, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class DatabaseReporter:
         self.last_heartbeat = 0.0
         self.last_stop_poll = 0.0
         self.last_progress_write = 0.0
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.steps: dict[str, int] = {}
 
     # --- status -------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ class DatabaseReporter:
         except FailedPrecondition:
             # Someone else moved the prebuild on (the reaper declared this runner lost): stop.
             self.prebuild.refresh_from_db()
-            self.stop_reason = self.stop_reason or "runner lost"
+            self.stop_reason = self.stop_reason or StopReason.RUNNER_LOST
 
     def phase(self, name: str) -> None:
         self.flush()
@@ -83,7 +84,7 @@ class DatabaseReporter:
             status.prebuild_heartbeat(prebuild_id=self.prebuild.id)
         self._maybe_flush()
 
-    def should_stop(self) -> str | None:
+    def should_stop(self) -> StopReason | None:
         self._maybe_flush()
         if self.stop_reason:
             return self.stop_reason
@@ -93,7 +94,7 @@ class DatabaseReporter:
         self.last_stop_poll = now
         desired = Prebuild.objects.filter(id=self.prebuild.id).values_list("desired_phase", flat=True).first()
         if desired in (PrebuildPhase.CANCELLED, PrebuildPhase.DELETED, None):
-            self.stop_reason = "cancelled"
+            self.stop_reason = StopReason.CANCELLED
             self._set_status(phase=PrebuildPhase.CANCELLING)
         return self.stop_reason
 
@@ -176,15 +177,15 @@ def execute(prebuild_id: str) -> None:
     finish(reporter.prebuild, outcome, reporter.stop_reason)
 
 
-def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None) -> None:
-    if stop_reason == "runner lost":
+def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: StopReason | None) -> None:
+    if stop_reason == StopReason.RUNNER_LOST:
         _taken_from_this_worker(prebuild)
         return
     result = outcome.result
-    if result == "completed" and stop_reason == "cancelled":
+    if result == PrebuildResult.COMPLETED and stop_reason == StopReason.CANCELLED:
         # Cancellation was asked for while the snapshot was being finished, and the prebuild already
         # shows Cancelling: it cannot become Completed, and whoever cancelled gets what they asked.
-        result = "cancelled"
+        result = PrebuildResult.CANCELLED
     try:
         prebuild = _write_outcome(prebuild, outcome, result)
     except FailedPrecondition:
@@ -201,10 +202,10 @@ def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None
     status.prebuild_finished(prebuild=prebuild)
 
 
-def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) -> Prebuild:
+def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: PrebuildResult) -> Prebuild:
     warning = outcome.warning_message or ""
     commit = outcome.commit_id or ""
-    if result == "completed":
+    if result == PrebuildResult.COMPLETED:
         snapshot = outcome.snapshot
         return status.prebuild_set_status(
             prebuild=prebuild,
@@ -214,7 +215,7 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) ->
             snapshot_size_bytes=snapshot.size_bytes,
             snapshot_sha256=snapshot.sha256,
         )
-    if result == "cancelled":
+    if result == PrebuildResult.CANCELLED:
         if prebuild.phase != PrebuildPhase.CANCELLING:
             prebuild = status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
         prebuild = status.prebuild_set_status(

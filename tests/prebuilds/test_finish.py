@@ -5,14 +5,15 @@ import pytest
 from prebuilds import execution, services, status
 from prebuilds.models import PrebuildPhase
 from projects import runner_bridge
-from runner.executor import PrebuildOutcome
+from runner.errors import StopReason
+from runner.executor import PrebuildOutcome, PrebuildResult
 from runner.snapshot import SnapshotInfo
 
 pytestmark = pytest.mark.django_db
 
 P = PrebuildPhase
 COMPLETED = PrebuildOutcome(
-    result="completed",
+    result=PrebuildResult.COMPLETED,
     commit_id="abc",
     snapshot=SnapshotInfo(size_bytes=10, sha256="0" * 64, file_count=1, source_bytes=5),
 )
@@ -33,7 +34,7 @@ def test_a_cancel_that_arrives_while_the_snapshot_is_finished_ends_cancelled(org
     store = runner_bridge.snapshot_store()
     with store.open_writer(str(prebuild.id)) as writer:  # the snapshot was done all the same
         writer.write(b"snapshot")
-    execution.finish(prebuild, COMPLETED, "cancelled")
+    execution.finish(prebuild, COMPLETED, StopReason.CANCELLED)
     prebuild.refresh_from_db()
     assert prebuild.phase == P.CANCELLED and prebuild.snapshot_size_bytes is None
     assert not store.exists(str(prebuild.id))
