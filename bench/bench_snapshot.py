@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runner._fs import cleanup_tree  # noqa: E402
-from runner.executor import NullReporter, PrebuildJob, run_prebuild  # noqa: E402
+from runner.executor import NullReporter, PrebuildJob, PrebuildResult, run_prebuild  # noqa: E402
 from runner.snapshot import create_snapshot, restore_snapshot  # noqa: E402
 from runner.store import LocalSnapshotStore  # noqa: E402
 
@@ -92,7 +92,7 @@ def main() -> None:
         start = time.perf_counter()
         outcome = run_prebuild(job, timer)
         total = time.perf_counter() - start
-        if outcome.result != "completed":
+        if outcome.result != PrebuildResult.COMPLETED:
             raise SystemExit(f"prebuild {outcome.result}: {outcome.failure_message}")
         info = outcome.snapshot
         print(

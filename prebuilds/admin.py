@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from prebuilds.models import Prebuild
-from prebuilds.services import STATUS_FIELDS
+from prebuilds.status import STATUS_FIELDS
 
 
 @admin.register(Prebuild)

@@ -1,5 +1,5 @@
 """Runs a prebuild on this worker: claims it, hands it to runner.run_prebuild(), and writes what
-the runner reports (phases, logs, steps, progress, heartbeat) into status through the services.
+the runner reports (phases, logs, steps, progress, heartbeat) into status through prebuilds/status.py.
 
 The runner is plain Python and knows nothing of Django; this module is the only bridge.
 """
@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from core.errors import FailedPrecondition
 from core.paths import path_redactor
-from prebuilds import logstore, services
-from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
+from prebuilds import logstore, status
+from prebuilds.models import Prebuild, PrebuildPhase
 from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
-from runner.executor import PrebuildJob, PrebuildOutcome, cleanup_workspace, run_prebuild
+from runner.errors import StopReason
+from runner.executor import PrebuildJob, PrebuildOutcome, PrebuildResult, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,17 @@ class DatabaseReporter:
         self.last_heartbeat = 0.0
         self.last_stop_poll = 0.0
         self.last_progress_write = 0.0
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.steps: dict[str, int] = {}
 
     # --- status -------------------------------------------------------------------------------
     def _set_status(self, **kwargs) -> None:
         try:
-            self.prebuild = services.prebuild_set_status(prebuild=self.prebuild, **kwargs)
+            self.prebuild = status.prebuild_set_status(prebuild=self.prebuild, **kwargs)
         except FailedPrecondition:
             # Someone else moved the prebuild on (the reaper declared this runner lost): stop.
             self.prebuild.refresh_from_db()
-            self.stop_reason = self.stop_reason or "runner lost"
+            self.stop_reason = self.stop_reason or StopReason.RUNNER_LOST
 
     def phase(self, name: str) -> None:
         self.flush()
@@ -80,12 +81,10 @@ class DatabaseReporter:
         now = time.monotonic()
         if now - self.last_heartbeat >= HEARTBEAT_WRITE_SECONDS:
             self.last_heartbeat = now
-            # Liveness bookkeeping for the reaper, not observed state a client reads: written
-            # without a status_version bump so that versions count real changes only.
-            Prebuild.objects.filter(id=self.prebuild.id).update(heartbeat_at=timezone.now())
+            status.prebuild_heartbeat(prebuild_id=self.prebuild.id)
         self._maybe_flush()
 
-    def should_stop(self) -> str | None:
+    def should_stop(self) -> StopReason | None:
         self._maybe_flush()
         if self.stop_reason:
             return self.stop_reason
@@ -95,7 +94,7 @@ class DatabaseReporter:
         self.last_stop_poll = now
         desired = Prebuild.objects.filter(id=self.prebuild.id).values_list("desired_phase", flat=True).first()
         if desired in (PrebuildPhase.CANCELLED, PrebuildPhase.DELETED, None):
-            self.stop_reason = "cancelled"
+            self.stop_reason = StopReason.CANCELLED
             self._set_status(phase=PrebuildPhase.CANCELLING)
         return self.stop_reason
 
@@ -119,17 +118,17 @@ class DatabaseReporter:
 
     def step(self, event: StepEvent) -> None:
         self.flush()
-        fields = {
-            "started_at": _aware(event.started_at),
-            "ended_at": _aware(event.ended_at),
-            "outcome": event.status,
-            "exit_status": event.exit_status,
-            "bytes": event.bytes,
-        }
         if event.step not in self.steps:
             self.steps[event.step] = len(self.steps)
-        PrebuildStep.objects.update_or_create(
-            prebuild_id=self.prebuild.id, name=event.step, defaults={**fields, "position": self.steps[event.step]}
+        status.prebuild_step_report(
+            prebuild_id=self.prebuild.id,
+            name=event.step,
+            position=self.steps[event.step],
+            started_at=_aware(event.started_at),
+            ended_at=_aware(event.ended_at),
+            outcome=event.status,
+            exit_status=event.exit_status,
+            bytes=event.bytes,
         )
 
 
@@ -142,10 +141,10 @@ def _aware(value: datetime | None) -> datetime | None:
 def execute(prebuild_id: str) -> None:
     """Run one prebuild to a terminal phase. A duplicate delivery, or a prebuild cancelled or
     deleted before it started, finds nothing to claim and returns."""
-    prebuild = services.prebuild_claim(prebuild_id=prebuild_id)
+    prebuild = status.prebuild_claim(prebuild_id=prebuild_id)
     if prebuild is None:
         return
-    prebuild = services.prebuild_set_status(
+    prebuild = status.prebuild_set_status(
         prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}", environment_id=str(prebuild.id)
     )
     reporter = DatabaseReporter(prebuild)
@@ -178,15 +177,15 @@ def execute(prebuild_id: str) -> None:
     finish(reporter.prebuild, outcome, reporter.stop_reason)
 
 
-def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None) -> None:
-    if stop_reason == "runner lost":
+def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: StopReason | None) -> None:
+    if stop_reason == StopReason.RUNNER_LOST:
         _taken_from_this_worker(prebuild)
         return
     result = outcome.result
-    if result == "completed" and stop_reason == "cancelled":
+    if result == PrebuildResult.COMPLETED and stop_reason == StopReason.CANCELLED:
         # Cancellation was asked for while the snapshot was being finished, and the prebuild already
         # shows Cancelling: it cannot become Completed, and whoever cancelled gets what they asked.
-        result = "cancelled"
+        result = PrebuildResult.CANCELLED
     try:
         prebuild = _write_outcome(prebuild, outcome, result)
     except FailedPrecondition:
@@ -200,15 +199,15 @@ def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: str | None
         prebuild.get_phase_display(),
         extra={"prebuild_id": str(prebuild.id), "phase": prebuild.get_phase_display()},
     )
-    services.prebuild_finished(prebuild=prebuild)
+    status.prebuild_finished(prebuild=prebuild)
 
 
-def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) -> Prebuild:
+def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: PrebuildResult) -> Prebuild:
     warning = outcome.warning_message or ""
     commit = outcome.commit_id or ""
-    if result == "completed":
+    if result == PrebuildResult.COMPLETED:
         snapshot = outcome.snapshot
-        return services.prebuild_set_status(
+        return status.prebuild_set_status(
             prebuild=prebuild,
             phase=PrebuildPhase.COMPLETED,
             warning_message=warning,
@@ -216,15 +215,15 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: str) ->
             snapshot_size_bytes=snapshot.size_bytes,
             snapshot_sha256=snapshot.sha256,
         )
-    if result == "cancelled":
+    if result == PrebuildResult.CANCELLED:
         if prebuild.phase != PrebuildPhase.CANCELLING:
-            prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
-        prebuild = services.prebuild_set_status(
+            prebuild = status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.CANCELLING)
+        prebuild = status.prebuild_set_status(
             prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
         )
         snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written (or whole)
         return prebuild
-    return services.prebuild_set_status(
+    return status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.FAILED,
         failure_message=outcome.failure_message or "failed",
@@ -250,5 +249,4 @@ def delete(prebuild_id: str) -> None:
     snapshot_store().delete(str(prebuild.id))
     cleanup_workspace(workspace_path(prebuild.id))
     logstore.delete(prebuild)
-    prebuild.steps.all().delete()
-    services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.DELETED)
+    status.prebuild_deleted(prebuild=prebuild)

@@ -17,8 +17,8 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.errors import FailedPrecondition
-from prebuilds import services, webhooks
-from prebuilds.models import ACTIVE_PHASES, TERMINAL_PHASES, Prebuild, PrebuildPhase, ScheduleState
+from prebuilds import dispatch, services, status, webhooks
+from prebuilds.models import ACTIVE_PHASES, TERMINAL_PHASES, Prebuild, PrebuildPhase, PrebuildTrigger, ScheduleState
 from projects.models import Project
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def reap(*, now: datetime | None = None) -> dict[str, int]:
     timeout_text = _seconds(settings.PREBUILD_HEARTBEAT_TIMEOUT)
     for prebuild in lost[:BATCH]:
         try:
-            prebuild = services.prebuild_set_status(
+            prebuild = status.prebuild_set_status(
                 prebuild=prebuild,
                 phase=PrebuildPhase.FAILED,
                 failure_message=f"runner lost: its worker stopped reporting (no heartbeat for {timeout_text})",
@@ -45,7 +45,7 @@ def reap(*, now: datetime | None = None) -> dict[str, int]:
             continue  # it moved on meanwhile: the worker is alive after all
         counts["lost"] += 1
         log.warning("prebuild %s failed: runner lost", prebuild.id, extra={"prebuild_id": str(prebuild.id)})
-        services.prebuild_finished(prebuild=prebuild)
+        status.prebuild_finished(prebuild=prebuild)
 
     # Sent longer ago than PREBUILD_REQUEUE_AFTER (or never): re-sent once per that period, not on
     # every pass, so a real backlog is not flooded with duplicates.
@@ -58,15 +58,15 @@ def reap(*, now: datetime | None = None) -> dict[str, int]:
     for prebuild in waiting.order_by("created_at")[:BATCH]:
         if prebuild.desired_phase in (PrebuildPhase.CANCELLED, PrebuildPhase.DELETED):
             # A cancel that raced the claim: nobody will run it, so finish what was asked.
-            services.prebuild_cancel_unstarted(prebuild=prebuild)
+            status.prebuild_cancel_unstarted(prebuild=prebuild)
             continue
         # The claim is a conditional update, so a duplicate message is harmless.
-        services.enqueue_prebuild(prebuild, now=now)
+        status.prebuild_enqueue(prebuild=prebuild, now=now)
         counts["requeued"] += 1
 
     stalled = Prebuild.objects.filter(phase=PrebuildPhase.DELETING, updated_at__lt=now - timedelta(minutes=5))
     for prebuild in stalled[:BATCH]:
-        services.resend_deletion(prebuild=prebuild)
+        dispatch.delete_prebuild(prebuild)
         counts["deleting"] += 1
     return counts
 
@@ -103,7 +103,7 @@ def schedule_prebuilds(*, now: datetime | None = None) -> list[Prebuild]:
             already = Prebuild.objects.filter(
                 project=project,
                 environment_class=environment_class,
-                triggered_by=services.PrebuildTrigger.SCHEDULED,
+                triggered_by=PrebuildTrigger.SCHEDULED,
                 created_at__gte=hour_start,
             ).exists()
             if already:

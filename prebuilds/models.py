@@ -1,7 +1,8 @@
 """Prebuilds: metadata, spec (desired state) and status (observed state), field for field as in
 gitpod.v1.Prebuild. Phases and triggers are stored with their wire numbers.
 
-Models hold no rules: transitions live in prebuilds/phases.py, writes in prebuilds/services.py.
+Models hold no rules: transitions live in prebuilds/phases.py, spec writes in prebuilds/services.py,
+status writes in prebuilds/status.py (their only writer).
 """
 
 import uuid

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import Stopped
+from .errors import Stopped, StopReason
 
 # (label, stream, text); label tells apart processes pumped together.
 Line = tuple[str, str, str]
@@ -144,7 +144,7 @@ def pump(
             if stop_reason is None:
                 reason = None
                 if deadline is not None and now >= deadline:
-                    reason = "timeout"
+                    reason = StopReason.TIMEOUT
                 elif now >= next_poll:
                     next_poll = now + POLL_INTERVAL
                     if on_tick is not None:

@@ -6,6 +6,20 @@ resource involved and never contains a traceback or a secret.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class StopReason(StrEnum):
+    """Why work was stopped before it finished, when it is not a budget's message (a watcher's
+    "stopped: the workspace used ..."). String values: they are what the steps and messages show,
+    and what the reasons were before they had names."""
+
+    TIMEOUT = "timeout"  # the job's deadline passed (the runner's own reason)
+    CANCELLED = "cancelled"  # someone asked for it (a Reporter's should_stop)
+    # The reporter's side lost the prebuild to someone else (the control plane's reaper failed it
+    # meanwhile): whatever the run reports next is not written.
+    RUNNER_LOST = "runner lost"
+
 
 class RunnerError(Exception):
     """Base class of every error the runner raises on purpose."""
@@ -37,7 +51,8 @@ class LifecycleFailed(RunnerError):
 
 
 class Stopped(RunnerError):
-    """Work was stopped before it finished: reason is 'timeout', 'cancelled' or what should_stop returned."""
+    """Work was stopped before it finished: reason is a StopReason (TIMEOUT from the deadline) or
+    what should_stop returned."""
 
     def __init__(self, reason: str):
         super().__init__(f"stopped: {reason}")

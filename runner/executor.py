@@ -21,12 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from . import checkout, devcontainer
 from ._fs import cleanup_tree
-from .errors import CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, Stopped, StoreError
+from .errors import CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, Stopped, StopReason, StoreError
 from .lifecycle import LogLine, StepEvent, now, run_lifecycle
 from .sandbox import SandboxLimits
 from .snapshot import SnapshotInfo, create_snapshot
@@ -57,7 +58,8 @@ class Reporter(Protocol):
         """Snapshot progress, 0..100; may repeat a value."""
 
     def should_stop(self) -> str | None:
-        """'cancelled' (or another reason) to stop the prebuild; polled about every 0.4 s."""
+        """A reason to stop the prebuild (StopReason.CANCELLED, StopReason.RUNNER_LOST, or any
+        other text, shown as "stopped: <reason>"); None to go on. Polled about every 0.4 s."""
 
     def heartbeat(self) -> None:
         """Called at least every HEARTBEAT_INTERVAL seconds while work runs."""
@@ -103,9 +105,17 @@ class PrebuildJob:
     local_sources: checkout.LocalSources | None = None
 
 
+class PrebuildResult(StrEnum):
+    """How a run ended. String values: they are what the worker logs."""
+
+    COMPLETED = "completed"  # the snapshot is stored
+    FAILED = "failed"  # failure_message says why
+    CANCELLED = "cancelled"  # stopped on request (failure_message set unless it was StopReason.CANCELLED)
+
+
 @dataclass(frozen=True)
 class PrebuildOutcome:
-    result: str  # 'completed', 'failed' or 'cancelled'
+    result: PrebuildResult
     failure_message: str | None = None
     warning_message: str | None = None
     commit_id: str | None = None
@@ -139,9 +149,9 @@ def run_prebuild(job: PrebuildJob, reporter: Reporter) -> PrebuildOutcome:
     except Stopped as stop:
         return run.stopped(stop.reason)
     except (CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, StoreError) as exc:
-        return run.outcome("failed", str(exc))
+        return run.outcome(PrebuildResult.FAILED, str(exc))
     except Exception as exc:  # noqa: BLE001 - the task must get an outcome, never a traceback
-        return run.outcome("failed", f"internal runner error: {type(exc).__name__}: {exc}")
+        return run.outcome(PrebuildResult.FAILED, f"internal runner error: {type(exc).__name__}: {exc}")
 
 
 class _Run:
@@ -153,13 +163,15 @@ class _Run:
         self.uid: int | None = None
         self.deadline = time.monotonic() + job.timeout_seconds
 
-    def outcome(self, result: str, failure: str | None = None, snapshot: SnapshotInfo | None = None) -> PrebuildOutcome:
+    def outcome(
+        self, result: PrebuildResult, failure: str | None = None, snapshot: SnapshotInfo | None = None
+    ) -> PrebuildOutcome:
         return PrebuildOutcome(result, failure, " ".join(self.warnings) or None, self.commit_id, snapshot)
 
     def stopped(self, reason: str) -> PrebuildOutcome:
-        if reason == "timeout":
-            return self.outcome("failed", f"timed out after {format_duration(self.job.timeout_seconds)}")
-        return self.outcome("cancelled", None if reason == "cancelled" else f"stopped: {reason}")
+        if reason == StopReason.TIMEOUT:
+            return self.outcome(PrebuildResult.FAILED, f"timed out after {format_duration(self.job.timeout_seconds)}")
+        return self.outcome(PrebuildResult.CANCELLED, None if reason == StopReason.CANCELLED else f"stopped: {reason}")
 
     def tick(self) -> None:
         now_ = time.monotonic()
@@ -263,4 +275,4 @@ class _Run:
             ),
             lambda snap: {"bytes": snap.size_bytes, "detail": snap.sha256},
         )
-        return self.outcome("completed", snapshot=info)
+        return self.outcome(PrebuildResult.COMPLETED, snapshot=info)

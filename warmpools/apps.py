@@ -6,7 +6,7 @@ class WarmpoolsConfig(AppConfig):
 
     def ready(self):
         # Prebuilds and projects announce; pools listen. The import arrow stays warmpools -> prebuilds.
-        from prebuilds.services import prebuild_completed
+        from prebuilds.status import prebuild_completed
         from projects.services import prebuild_configuration_changed
         from warmpools import services
 

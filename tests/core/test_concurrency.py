@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.errors import AlreadyExists
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 from warmpools import services as pool_services
 from warmpools import status as pool_status
@@ -61,7 +62,7 @@ def test_concurrent_resizes_lose_no_update(org):
 def test_concurrent_cancels_of_one_prebuild_write_once(org):
     for _ in range(5):
         prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
-        prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
+        prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
         fresh = Prebuild.objects.get(id=prebuild.id)
         results = run_together(
             lambda f=fresh: prebuild_services.prebuild_cancel(actor=org.member, prebuild=f),
@@ -76,10 +77,10 @@ def test_concurrent_cancels_of_one_prebuild_write_once(org):
 def test_concurrent_cancel_and_status_write_keep_both(org):
     """A cancel (spec) racing the runner's progress (status) loses neither."""
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
-    claimed = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
+    claimed = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     results = run_together(
         lambda: prebuild_services.prebuild_cancel(actor=org.member, prebuild=Prebuild.objects.get(id=prebuild.id)),
-        lambda: prebuild_services.prebuild_set_status(prebuild=claimed, phase=PrebuildPhase.RUNNING),
+        lambda: prebuild_status.prebuild_set_status(prebuild=claimed, phase=PrebuildPhase.RUNNING),
     )
     assert not [r for r in results if isinstance(r, Exception)]
     final = Prebuild.objects.get(id=prebuild.id)

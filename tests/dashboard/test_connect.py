@@ -16,6 +16,7 @@ from gitpod.v1.identity_pb2 import Principal
 from google.protobuf.json_format import MessageToDict
 
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import PrebuildPhase
 from warmpools import services as pool_services
@@ -176,8 +177,8 @@ def test_throttled_per_token_with_resource_exhausted_and_a_shared_budget(org, ap
 
 
 def test_a_prebuild_has_every_field_filled_in(org, api, prebuild):
-    prebuild = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
-    prebuild = prebuild_services.prebuild_set_status(
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.RUNNING,
         log_url=f"http://testserver/logs/{prebuild.id}",
@@ -185,10 +186,10 @@ def test_a_prebuild_has_every_field_filled_in(org, api, prebuild):
         warning_message="image ignored",
     )
     for phase in (PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild = prebuild_services.prebuild_set_status(
+        prebuild = prebuild_status.prebuild_set_status(
             prebuild=prebuild, phase=phase, snapshot_completion_percentage=40
         )
-    prebuild = prebuild_services.prebuild_set_status(
+    prebuild = prebuild_status.prebuild_set_status(
         prebuild=prebuild, phase=PrebuildPhase.COMPLETED, snapshot_size_bytes=5 * 2**32
     )
     response = api["member"].connect_proto(

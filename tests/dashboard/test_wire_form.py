@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from core.rest import message_data
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 from prebuilds.proto import prebuild_message, wire_rows
 from warmpools import services as pool_services
@@ -25,16 +26,16 @@ def protobuf_json(message) -> dict:
 def test_prebuilds_in_every_state_read_as_protobuf_writes_them(org):
     pending = prebuild_services.prebuild_create(actor=org.member, project=org.project)
     failed = prebuild_services.prebuild_create(actor=org.member, project=org.project, timeout=timedelta(seconds=90.5))
-    prebuild_services.prebuild_set_status(prebuild=failed, phase=PrebuildPhase.STARTING)
-    prebuild_services.prebuild_set_status(
+    prebuild_status.prebuild_set_status(prebuild=failed, phase=PrebuildPhase.STARTING)
+    prebuild_status.prebuild_set_status(
         prebuild=failed, phase=PrebuildPhase.FAILED, failure_message="onCreateCommand exited 3 <b>", warning_message="w"
     )
     completed = prebuild_services.prebuild_create(
         actor=org.admin, project=org.project, environment_class_id=org.large.id
     )
     for phase in (PrebuildPhase.STARTING, PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild_services.prebuild_set_status(prebuild=completed, phase=phase, snapshot_completion_percentage=40)
-    prebuild_services.prebuild_set_status(
+        prebuild_status.prebuild_set_status(prebuild=completed, phase=phase, snapshot_completion_percentage=40)
+    prebuild_status.prebuild_set_status(
         prebuild=completed,
         phase=PrebuildPhase.COMPLETED,
         snapshot_size_bytes=2**40 + 7,

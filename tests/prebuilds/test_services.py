@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from prebuilds import services
+from prebuilds import services, status
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
 from prebuilds.phases import ALLOWED_TRANSITIONS
 
@@ -103,7 +103,7 @@ def test_cancel_pending_goes_straight_to_cancelled(org):
 
 def test_cancel_running_only_asks_the_runner(org):
     prebuild = create(org)
-    services.prebuild_claim(prebuild_id=prebuild.id)
+    status.prebuild_claim(prebuild_id=prebuild.id)
     prebuild = services.prebuild_cancel(actor=org.member, prebuild=prebuild)
     prebuild.refresh_from_db()
     assert prebuild.desired_phase == PrebuildPhase.CANCELLED
@@ -116,9 +116,9 @@ def test_cancel_is_idempotent_and_leaves_finished_prebuilds_unchanged(org):
     assert (again.spec_version, again.status_version, again.phase) == (2, 2, PrebuildPhase.CANCELLED)
 
     finished = create(org)
-    services.prebuild_claim(prebuild_id=finished.id)
+    status.prebuild_claim(prebuild_id=finished.id)
     finished.refresh_from_db()
-    finished = services.prebuild_set_status(prebuild=finished, phase=PrebuildPhase.FAILED, failure_message="x")
+    finished = status.prebuild_set_status(prebuild=finished, phase=PrebuildPhase.FAILED, failure_message="x")
     unchanged = services.prebuild_cancel(actor=org.member, prebuild=finished)
     assert unchanged.phase == PrebuildPhase.FAILED
     assert unchanged.desired_phase == PrebuildPhase.UNSPECIFIED
@@ -128,13 +128,13 @@ def test_cancel_is_idempotent_and_leaves_finished_prebuilds_unchanged(org):
 def test_a_cancelled_pending_prebuild_cannot_be_claimed(org):
     prebuild = create(org)
     Prebuild.objects.filter(id=prebuild.id).update(desired_phase=PrebuildPhase.CANCELLED)
-    assert services.prebuild_claim(prebuild_id=prebuild.id) is None
+    assert status.prebuild_claim(prebuild_id=prebuild.id) is None
 
 
 def test_claim_happens_once(org):
     prebuild = create(org)
-    assert services.prebuild_claim(prebuild_id=prebuild.id) is not None
-    assert services.prebuild_claim(prebuild_id=prebuild.id) is None
+    assert status.prebuild_claim(prebuild_id=prebuild.id) is not None
+    assert status.prebuild_claim(prebuild_id=prebuild.id) is None
     prebuild.refresh_from_db()
     assert prebuild.phase == PrebuildPhase.STARTING
     assert prebuild.status_version == 2
@@ -159,7 +159,7 @@ def test_delete_marks_for_deletion_and_is_idempotent(org):
 
 def test_delete_of_a_running_prebuild_leaves_stopping_to_the_runner(org):
     prebuild = create(org)
-    services.prebuild_claim(prebuild_id=prebuild.id)
+    status.prebuild_claim(prebuild_id=prebuild.id)
     prebuild.refresh_from_db()
     deleted = services.prebuild_delete(actor=org.admin, prebuild=prebuild)
     assert deleted.desired_phase == PrebuildPhase.DELETED
@@ -176,7 +176,7 @@ def test_every_illegal_transition_is_rejected(org, current, new):
     Prebuild.objects.filter(id=prebuild.id).update(phase=current)
     prebuild.refresh_from_db()
     with pytest.raises(FailedPrecondition):
-        services.prebuild_set_status(prebuild=prebuild, phase=new)
+        status.prebuild_set_status(prebuild=prebuild, phase=new)
     prebuild.refresh_from_db()
     assert prebuild.phase == current
     assert prebuild.status_version == 1
@@ -184,11 +184,11 @@ def test_every_illegal_transition_is_rejected(org, current, new):
 
 def test_the_happy_path_walks_the_phases_and_bumps_status_version(org):
     prebuild = create(org)
-    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = status.prebuild_claim(prebuild_id=prebuild.id)
     for phase in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild = services.prebuild_set_status(prebuild=prebuild, phase=phase)
-    prebuild = services.prebuild_set_status(prebuild=prebuild, snapshot_completion_percentage=40)
-    prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.COMPLETED, snapshot_size_bytes=10)
+        prebuild = status.prebuild_set_status(prebuild=prebuild, phase=phase)
+    prebuild = status.prebuild_set_status(prebuild=prebuild, snapshot_completion_percentage=40)
+    prebuild = status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.COMPLETED, snapshot_size_bytes=10)
     prebuild.refresh_from_db()
     assert prebuild.phase == PrebuildPhase.COMPLETED
     assert prebuild.status_version == 7
@@ -199,4 +199,4 @@ def test_the_happy_path_walks_the_phases_and_bumps_status_version(org):
 
 def test_status_writes_refuse_unknown_fields(org):
     with pytest.raises(ValueError):
-        services.prebuild_set_status(prebuild=create(org), desired_phase=PrebuildPhase.CANCELLED)
+        status.prebuild_set_status(prebuild=create(org), desired_phase=PrebuildPhase.CANCELLED)

@@ -2,6 +2,7 @@ import pytest
 
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import PrebuildPhase
 from projects import services as project_services
 from warmpools import reconciler, services, status
@@ -119,9 +120,9 @@ def test_delete_marks_and_is_idempotent(org):
 
 def test_a_pool_starts_from_the_newest_completed_prebuild(org):
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
-    prebuild = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     for phase in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING, PrebuildPhase.COMPLETED):
-        prebuild = prebuild_services.prebuild_set_status(prebuild=prebuild, phase=phase)
+        prebuild = prebuild_status.prebuild_set_status(prebuild=prebuild, phase=phase)
     assert create(org, max_size=1).snapshot_id == prebuild.id
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.errors import StopReason
 from runner.sandbox import find_bwrap
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -46,7 +47,7 @@ class RecordingReporter:
         self.percents.append(percent)
 
     def should_stop(self):
-        return "cancelled" if self.cancel_requested_at is not None else None
+        return StopReason.CANCELLED if self.cancel_requested_at is not None else None
 
     def heartbeat(self):
         self.heartbeats += 1

@@ -7,7 +7,7 @@ import time
 import pytest
 from runner_testlib import RecordingReporter, processes_matching, requires_bwrap, tree_manifest
 
-from runner.executor import PrebuildJob, cleanup_workspace, format_duration, run_prebuild
+from runner.executor import PrebuildJob, PrebuildResult, cleanup_workspace, format_duration, run_prebuild
 from runner.sandbox import SandboxLimits
 from runner.snapshot import restore_snapshot
 
@@ -32,7 +32,7 @@ def job_for(repo, work_dir, store, **overrides):
 def test_ok_completes_and_restores_identically(make_repo, work_dir, store, reporter):
     job = job_for(make_repo("ok"), work_dir, store)
     outcome = run_prebuild(job, reporter)
-    assert outcome.result == "completed", outcome.failure_message
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     assert re.fullmatch(r"[0-9a-f]{40}", outcome.commit_id)
     assert "cannot honour image" in outcome.warning_message
     assert reporter.phases == ["STARTING", "RUNNING", "STOPPING", "SNAPSHOTTING"]
@@ -57,7 +57,7 @@ def test_ok_completes_and_restores_identically(make_repo, work_dir, store, repor
 
 def test_fail_names_command_and_status(make_repo, work_dir, store, reporter):
     outcome = run_prebuild(job_for(make_repo("fail"), work_dir, store), reporter)
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert outcome.failure_message == "onCreateCommand exited with status 3"
     assert "error: dependency resolution failed" in reporter.text("onCreateCommand", "stderr")
     assert "installing dependencies" in reporter.text("onCreateCommand", "stdout")
@@ -70,7 +70,7 @@ def test_cancel_is_quick_and_leaves_no_process(make_repo, work_dir, store, repor
     reporter.cancel_when = lambda line: line[2] == "tick 2"
     outcome = run_prebuild(job, reporter)
     returned_after = time.monotonic() - reporter.cancel_requested_at
-    assert outcome.result == "cancelled" and outcome.failure_message is None
+    assert outcome.result == PrebuildResult.CANCELLED and outcome.failure_message is None
     # The spec asks for 2 s; 3 s leaves slack for a loaded CI machine.
     assert returned_after < 3
     assert processes_matching(str(job.workspace)) == []
@@ -81,14 +81,14 @@ def test_cancel_is_quick_and_leaves_no_process(make_repo, work_dir, store, repor
 def test_timeout(make_repo, work_dir, store, reporter):
     job = job_for(make_repo("slow"), work_dir, store, timeout_seconds=2)
     outcome = run_prebuild(job, reporter)
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert outcome.failure_message == "timed out after 2s"
     assert processes_matching(str(job.workspace)) == []
 
 
 def test_bare_repository_completes_with_warning(make_repo, work_dir, store, reporter):
     outcome = run_prebuild(job_for(make_repo("bare"), work_dir, store), reporter)
-    assert outcome.result == "completed"
+    assert outcome.result == PrebuildResult.COMPLETED
     assert outcome.warning_message == (
         "No devcontainer.json found at .devcontainer/devcontainer.json or .devcontainer.json; "
         "the snapshot holds the plain checkout."
@@ -99,7 +99,7 @@ def test_bare_repository_completes_with_warning(make_repo, work_dir, store, repo
 def test_chatty_output_loses_no_line(make_repo, work_dir, store, reporter):
     n = 200_000
     outcome = run_prebuild(job_for(make_repo("chatty", lines=n), work_dir, store), reporter)
-    assert outcome.result == "completed"
+    assert outcome.result == PrebuildResult.COMPLETED
     numbers = [int(t.split()[2]) for s, st, t in reporter.lines if s == "onCreateCommand" and st == "stdout"]
     assert numbers == list(range(n))
 
@@ -117,7 +117,7 @@ def test_escape_reads_nothing_outside(make_repo, work_dir, store, reporter):
     )
     os.system(f"cd {repo} && git commit -qam probe")
     outcome = run_prebuild(job_for(repo, work_dir, store), reporter)
-    assert outcome.result == "completed", outcome.failure_message
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     out = reporter.text("onCreateCommand")
     assert f"denied {secret}" in out and "denied /etc/shadow" in out
     assert "SECRET-CONTENT-42" not in out and "READ" not in out
@@ -134,7 +134,7 @@ def test_jsonc_syntax_error(make_repo, work_dir, store, reporter):
     config.write_text("\n".join(lines))
     os.system(f"cd {repo} && git commit -qam broken")
     outcome = run_prebuild(job_for(repo, work_dir, store), reporter)
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert re.fullmatch(
         r"\.devcontainer/devcontainer\.json line 5: Expecting ',' delimiter \(column \d+\)", outcome.failure_message
     )
@@ -142,7 +142,7 @@ def test_jsonc_syntax_error(make_repo, work_dir, store, reporter):
 
 def test_clone_error(make_repo, work_dir, store, reporter):
     outcome = run_prebuild(job_for(make_repo("bare"), work_dir, store, branch="nope"), reporter)
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert outcome.failure_message.startswith("git clone failed: branch 'nope' not found in ")
     assert [(e.step, e.status) for e in reporter.steps if e.ended_at] == [("clone", "failed")]
 
@@ -153,7 +153,7 @@ def test_unexpected_error_is_an_outcome(make_repo, work_dir, store):
             raise KeyError("db went away")
 
     outcome = run_prebuild(job_for(make_repo("bare"), work_dir, store), Broken())
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert outcome.failure_message == "internal runner error: KeyError: 'db went away'"
     assert not store.exists("pb-1")
 
@@ -163,7 +163,7 @@ def test_store_full_fails_the_prebuild(make_repo, work_dir, reporter):
 
     store = _TinyStore(work_dir / "tiny", fsync=False)
     outcome = run_prebuild(job_for(make_repo("ok"), work_dir, store), reporter)
-    assert outcome.result == "failed"
+    assert outcome.result == PrebuildResult.FAILED
     assert outcome.failure_message.startswith("snapshot store is full: ")
 
 
@@ -196,4 +196,4 @@ def test_cleanup_workspace_handles_read_only_dirs(work_dir):
 def test_workspace_must_not_exist(make_repo, work_dir, store, reporter, kind):
     (work_dir / "ws").mkdir()
     outcome = run_prebuild(job_for(make_repo(kind), work_dir, store), reporter)
-    assert outcome.result == "failed" and "already exists" in outcome.failure_message
+    assert outcome.result == PrebuildResult.FAILED and "already exists" in outcome.failure_message

@@ -8,7 +8,7 @@ import pytest
 from runner_testlib import processes_matching, requires_bwrap
 
 from runner import sandbox
-from runner.errors import SandboxUnavailable
+from runner.errors import SandboxUnavailable, StopReason
 from runner.sandbox import SandboxLimits, run_sandboxed
 
 pytestmark = requires_bwrap
@@ -133,10 +133,10 @@ def test_stop_kills_everything(workspace):
             return None
         if not seen_running:  # the check below must be able to see these processes
             seen_running.extend(processes_matching(str(workspace)))
-        return "cancelled"
+        return StopReason.CANCELLED
 
     result, _ = run(["sh", "-c", script], workspace, should_stop=should_stop)
-    assert result.stopped_reason == "cancelled"
+    assert result.stopped_reason == StopReason.CANCELLED
     assert len(seen_running) >= 5  # bwrap, its init, sh, the subshell, the setsid'd sh, sleeps
     # The spec allows 2 s from the request; a little slack for a loaded CI machine.
     assert time.monotonic() - stop_at < 3
@@ -145,7 +145,7 @@ def test_stop_kills_everything(workspace):
 
 def test_deadline(workspace):
     result, _ = run(["sleep", "300"], workspace, deadline=time.monotonic() + 0.5)
-    assert result.stopped_reason == "timeout"
+    assert result.stopped_reason == StopReason.TIMEOUT
     assert processes_matching(str(workspace)) == []
 
 

@@ -23,7 +23,7 @@ from prebuilds import execution
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects.services import api_token_create
-from runner.executor import PrebuildOutcome
+from runner.executor import PrebuildOutcome, PrebuildResult
 from warmpools import environments, reconciler
 from warmpools import services as pool_services
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, InstanceState, PoolInstance
@@ -89,7 +89,7 @@ def test_a_failed_prebuild_shows_no_runner_path(org, reader, monkeypatch):
         reporter.phase("RUNNING")
         reporter.logs([("onCreateCommand", "stdout", f"building in {os.path.realpath(job.workspace)}/src")])
         return PrebuildOutcome(
-            "failed",
+            PrebuildResult.FAILED,
             f"cannot snapshot the workspace: tar: {job.workspace}/node_modules: Cannot open: Permission denied; "
             f"cannot write snapshot {job.snapshot_id} to {settings.SNAPSHOTS_DIR}: disk full",
             f"internal runner error: OSError: [Errno 2] No such file or directory: '{settings.DATA_DIR}/secret_key'",

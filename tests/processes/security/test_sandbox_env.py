@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from runner import sandbox
-from runner.executor import NullReporter, PrebuildJob, run_prebuild
+from runner.executor import NullReporter, PrebuildJob, PrebuildResult, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
 
@@ -154,7 +154,7 @@ def test_prebuild_lifecycle_command_sees_no_worker_variable(work_dir, worker_sec
         ),
         reporter,
     )
-    assert outcome.result == "completed", outcome.failure_message
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     lifecycle = [text for step, _, text in reporter.lines if step == "onCreateCommand"]
     seen = probe_output(lifecycle)
     assert "/proc/1/environ" in seen["files"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.executor import NullReporter, PrebuildJob, run_prebuild
+from runner.executor import NullReporter, PrebuildJob, PrebuildResult, run_prebuild
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 from runner.store import LocalSnapshotStore
 from runner.uids import UidPool, process_uids
@@ -139,16 +139,16 @@ def test_a_fork_bomb_and_a_disk_filler_fail_clearly_while_a_neighbour_completes(
         run.join(timeout=TIMEOUT + 30)
         assert not run.is_alive(), f"{run.name} did not end"
 
-    assert normal.outcome.result == "completed", (normal.outcome.failure_message, normal.text()[-2000:])
+    assert normal.outcome.result == PrebuildResult.COMPLETED, (normal.outcome.failure_message, normal.text()[-2000:])
     assert "neighbour done" in normal.text()
     assert "fork" not in normal.text().lower()  # no "Cannot fork": it never felt the bomb
 
-    assert bomb.outcome.result == "failed"
+    assert bomb.outcome.result == PrebuildResult.FAILED
     message = bomb.outcome.failure_message
     assert f"process limit of {MAX_PROCESSES}" in message and "fork bomb" in message and ORIGIN in message
     assert not message.startswith("timed out")
 
-    assert filler.outcome.result == "failed"
+    assert filler.outcome.result == PrebuildResult.FAILED
     assert filler.outcome.failure_message.startswith("stopped: the workspace used ")
     assert f"more than its disk budget of 20 MiB ({ORIGIN})" in filler.outcome.failure_message
 
@@ -194,7 +194,7 @@ def test_the_named_commands_of_one_prebuild_share_its_uid_and_no_one_elses(work_
     with uids.lease() as taken:  # a neighbour's run holds this uid meanwhile
         run = Run("named", repo, work_dir, uids)
         run.run()
-    assert run.outcome.result == "completed", run.outcome.failure_message
+    assert run.outcome.result == PrebuildResult.COMPLETED, run.outcome.failure_message
     host_uids = {step: int(text.split()[1]) for step, _, text in run.lines if step.startswith("onCreateCommand:")}
     assert set(host_uids) == {"onCreateCommand:first", "onCreateCommand:second"}
     assert len(set(host_uids.values())) == 1 and taken not in host_uids.values()
