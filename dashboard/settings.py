@@ -80,7 +80,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here: no CDN
-    "django_filters",
     "projects",
     "prebuilds",
     "warmpools",
