@@ -510,7 +510,7 @@ def api_token_authenticate(secret: str, *, now: datetime | None = None):
         user, roles, expires_at = cached
         if expires_at is None or expires_at > now:
             # The roles come along: the request's visibility filters need them next.
-            user.__dict__["organization_roles"] = roles
+            user.set_organization_roles(roles)
             return user
     # The password hash is left out: the user is kept in the cache (Redis in production), and it
     # has no business there. (A save of a partly loaded user writes only the loaded fields.)
