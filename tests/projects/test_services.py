@@ -44,8 +44,8 @@ def test_project_timeout_bounds_are_inclusive(org):
 
 def test_executor_must_be_a_member(org):
     with pytest.raises(InvalidArgument):
-        update(org, executor=org.outsider)
-    assert update(org, executor=org.member).executor == org.member
+        update(org, executor_id=org.outsider.id)
+    assert update(org, executor_id=org.member.id).executor == org.member
 
 
 def test_only_admins_edit_projects(org):
@@ -69,7 +69,7 @@ def test_removing_a_class_announces_it(org):
         from django.test import TestCase
 
         with TestCase.captureOnCommitCallbacks(execute=True):
-            update(org, prebuild_environment_classes=[org.small])
+            update(org, prebuild_environment_class_ids=[org.small.id])
         with TestCase.captureOnCommitCallbacks(execute=True):
             update(org, prebuilds_enabled=False)
     finally:
