@@ -278,7 +278,7 @@ SCHEDULE_PAUSE_AFTER_FAILURES = 3
 PREBUILD_MAX_TIMEOUT = timedelta(hours=2)
 PREBUILD_DEFAULT_TIMEOUT = timedelta(hours=1)
 PROJECT_MIN_PREBUILD_TIMEOUT = timedelta(minutes=5)
-WARM_POOL_MAX_SIZE = 20
+# (A pool's largest size is part of its request shape: warmpools/shapes.py.)
 
 # Periodic work, run by beat on the control queue.
 CELERY_BEAT_SCHEDULE = {
