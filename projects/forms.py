@@ -1,8 +1,9 @@
 """Dashboard forms for projects and API tokens, and the helpers every page form shares.
 
-Forms only parse what a person typed. The rules (ranges, which classes are allowed, who may do
-what) live in the services, and a service's DomainError is shown next to the field it names, so a
-form says exactly what the API says.
+Forms parse what a person typed. The rules (which classes are allowed, who may do what, every
+limit) live in the services, and a service's DomainError is shown next to the field it names, so a
+form says exactly what the API says. A form may check a declared limit first (`limits`, from the
+request shapes: projects/shapes.py and its kin), in the service's own words.
 """
 
 import re
