@@ -93,7 +93,8 @@ PrebuildConfigurationSerializer = serializer_class(
 )
 
 
-def _project_data(project: Project) -> dict:
+def _project_representation(serializer, project: Project) -> dict:
+    """ProjectSerializer.to_representation: the read shape, keys as declared."""
     hour = project.daily_schedule_hour_utc
     default_class_id = project.default_environment_class_id
     return {
@@ -139,7 +140,7 @@ ProjectSerializer = serializer_class(
     ),
     __doc__="""Reads and writes a project; `accessToken` (for HTTPS clones) is write-only.""",
     __module__=__name__,
-    to_representation=lambda self, project: _project_data(project),
+    to_representation=_project_representation,
 )
 
 
