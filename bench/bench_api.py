@@ -99,7 +99,7 @@ org = services.organization_create(name="Bench", admin=admin)
 runner = services.runner_create(organization=org, name="bench", queue="runner-bench")
 small = services.environment_class_create(runner=runner, display_name="small")
 project = services.project_create(actor=admin, organization=org, name="bench", repository_url="/srv/bench",
-    default_environment_class=small, prebuilds_enabled=True, prebuild_environment_classes=[small])
+    default_environment_class_id=small.id, prebuilds_enabled=True, prebuild_environment_class_ids=[small.id])
 _, token = services.api_token_create(user=admin, name="bench")
 phases = [PrebuildPhase.COMPLETED] * 6 + [PrebuildPhase.FAILED, PrebuildPhase.CANCELLED, PrebuildPhase.PENDING]
 batch = []

@@ -76,9 +76,9 @@ def main() -> None:
         organization=org,
         name="heavy",
         repository_url=str(repo),
-        default_environment_class=cls,
+        default_environment_class_id=cls.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[cls],
+        prebuild_environment_class_ids=[cls.id],
         prebuild_timeout=timedelta(hours=1),
     )
 
@@ -142,9 +142,9 @@ def main() -> None:
             organization=org,
             name=f"idle-{i}",
             repository_url=str(repo),
-            default_environment_class=cls,
+            default_environment_class_id=cls.id,
             prebuilds_enabled=True,
-            prebuild_environment_classes=[cls],
+            prebuild_environment_class_ids=[cls.id],
         )
         pool_services.warm_pool_create(actor=admin, project=p, environment_class_id=cls.id, min_size=0, max_size=0)
     reconciler.reconcile_pass()  # the first pass settles the new pools

@@ -4,7 +4,6 @@ of gitpod.v1 messages (written by a plan per message type, not protobuf's generi
 from __future__ import annotations
 
 import functools
-import re
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from core.errors import DomainError, InvalidArgument
 from core.pagination import paginate
 from core.proto import duration, parse_duration
+from core.shapes import Field, camel
 
 # --- errors ------------------------------------------------------------------------------------
 
@@ -47,8 +47,8 @@ _DRF_CODES = {
     429: "resource_exhausted",
 }
 
-# Service and query field names are the protobuf ones; REST spells them as its JSON (camelCase)
-# or, for paging and filters, as its query parameters.
+# Service and query field names are the protobuf ones; REST spells them as its JSON (camelCase, as
+# the declared shapes do: core.shapes.camel) or, for paging and filters, as its query parameters.
 _REST_FIELDS = {"pagination.page_size": "page_size", "pagination.token": "token"}
 
 
@@ -59,7 +59,7 @@ def rest_field(field: str | None) -> str | None:
         return _REST_FIELDS[field]
     if field.startswith("filter."):
         return field.removeprefix("filter.")
-    return ".".join(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), part) for part in field.split("."))
+    return camel(field)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -131,6 +131,32 @@ def responses(ok, *codes, conflict=False):
     if conflict:
         documented.update(CONFLICT)
     return documented
+
+
+# --- declared request fields (core.shapes) as serializer fields --------------------------------
+
+
+def drf_field(field: Field, drf_class, *, limits: bool = True, **options) -> serializers.Field:
+    """The serializer field of a declared request field: its help text and (with `limits`) its
+    limits from the declaration, plus what only REST says (required, allow_null, ...). Without
+    `limits` the service alone checks them, and REST answers in the service's words (as Connect
+    does). The field remembers its declaration, for serializer_class."""
+    kwargs = {"help_text": field.help_text} if field.help_text else {}
+    if limits:
+        kwargs.update(field.limits())
+    instance = drf_class(**{**kwargs, **options})
+    instance.declared = field
+    return instance
+
+
+def serializer_class(name: str, *fields, base=serializers.Serializer, **attrs) -> type:
+    """A serializer class named `name` (its OpenAPI component) with `fields`, in this order: each
+    made by drf_field (under its declared REST key) or a (key, field) pair for what is no declared
+    field (an id, an object that holds declared fields). `attrs` are the rest of a class body:
+    methods, __doc__, __module__."""
+    # DRF orders fields by when they were made: as arguments, in the order given.
+    declared = dict(item if isinstance(item, tuple) else (item.declared.key, item) for item in fields)
+    return type(name, (base,), {"__module__": attrs.pop("__module__", base.__module__), **declared, **attrs})
 
 
 # --- shared fields and paging ------------------------------------------------------------------

@@ -30,14 +30,17 @@ from google.protobuf.json_format import Parse, ParseError
 
 from core.errors import DomainError, InvalidArgument
 from core.pagination import paginate
+from core.shapes import Field
 from prebuilds import services as prebuild_services
 from prebuilds.proto import prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
+from prebuilds.shapes import CREATE_PREBUILD, PREBUILD_FILTER
 from projects import services as project_services
 from projects.authentication import ApiTokenThrottle, TokenGuessing, authenticate_bearer, client_address
 from warmpools import services as warm_pool_services
 from warmpools.proto import warm_pool_message
 from warmpools.queries import warm_pools_for
+from warmpools.shapes import WARM_POOL, WARM_POOL_FILTER
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +68,20 @@ def _uuid(value: str, field: str, *, required: bool = True) -> str | None:
     return value
 
 
-def _uuid_list(values, field: str) -> list[str]:
-    _max_items(values, 25, field)
-    return [_uuid(value, f"{field}", required=True) for value in values]
+def _uuid_list(values, field: Field) -> list[str]:
+    _max_items(values, field)
+    return [_uuid(value, field.path, required=True) for value in values]
 
 
-def _max_items(values, limit: int, field: str) -> None:
-    if len(values) > limit:
-        raise InvalidArgument(f"{field} takes at most {limit} items", field=field)
+def _max_items(values, field: Field) -> None:
+    if len(values) > field.max_length:
+        raise InvalidArgument(f"{field.path} takes at most {field.max_length} items", field=field.path)
 
 
-def _size(request, field: str) -> int | None:
-    """An optional pool size; None when absent. (Its range is the service's rule: 0..20, min <= max.)"""
-    return getattr(request, field) if request.HasField(field) else None
+def _size(request, field: Field) -> int | None:
+    """An optional pool size; None when absent. (Its range is the service's rule, in the words of
+    warmpools.shapes, as for every interface.)"""
+    return getattr(request, field.path) if request.HasField(field.path) else None
 
 
 def _page(request):
@@ -89,10 +93,12 @@ def _page(request):
 
 class PrebuildService(PrebuildServiceSync):
     def create_prebuild(self, request, ctx):
-        project_id = _uuid(request.project_id, "project_id")
+        project_id = _uuid(request.project_id, CREATE_PREBUILD.project_id.path)
         environment_class_id = None
         if request.HasField("environment_class_id"):
-            environment_class_id = _uuid(request.environment_class_id, "environment_class_id", required=False)
+            environment_class_id = _uuid(
+                request.environment_class_id, CREATE_PREBUILD.environment_class_id.path, required=False
+            )
         if not request.HasField("spec"):
             raise InvalidArgument("spec is required", field="spec")
         timeout = request.spec.timeout.ToTimedelta() if request.spec.HasField("timeout") else None
@@ -110,15 +116,15 @@ class PrebuildService(PrebuildServiceSync):
         return pb.GetPrebuildResponse(prebuild=prebuild_message(prebuild))
 
     def list_prebuilds(self, request, ctx):
-        f = request.filter
-        _max_items(f.phases, 10, "filter.phases")
-        _max_items(f.triggered_by, 5, "filter.triggered_by")
+        f, shape = request.filter, PREBUILD_FILTER
+        _max_items(f.phases, shape.phases)
+        _max_items(f.triggered_by, shape.triggered_by)
         filters = PrebuildFilter(
-            project_ids=_uuid_list(f.project_ids, "filter.project_ids"),
+            project_ids=_uuid_list(f.project_ids, shape.project_ids),
             phases=list(f.phases),
             triggered_by=list(f.triggered_by),
-            creator_ids=_uuid_list(f.creator_ids, "filter.creator_ids"),
-            executor_ids=_uuid_list(f.executor_ids, "filter.executor_ids"),
+            creator_ids=_uuid_list(f.creator_ids, shape.creator_ids),
+            executor_ids=_uuid_list(f.executor_ids, shape.executor_ids),
         )
         page = paginate(wire_rows(prebuilds_for(_actor.get(), filters)), **_page(request))
         return pb.ListPrebuildsResponse(
@@ -145,11 +151,11 @@ class PrebuildService(PrebuildServiceSync):
         return pb.CreatePrebuildLogsTokenResponse(access_token=token)
 
     def create_warm_pool(self, request, ctx):
-        project_id = _uuid(request.project_id, "project_id")
-        environment_class_id = _uuid(request.environment_class_id, "environment_class_id")
+        project_id = _uuid(request.project_id, WARM_POOL.project_id.path)
+        environment_class_id = _uuid(request.environment_class_id, WARM_POOL.environment_class_id.path)
         # desired_size (deprecated) has no presence on create: 0 means "not given".
         desired_size = request.desired_size or None
-        min_size, max_size = _size(request, "min_size"), _size(request, "max_size")
+        min_size, max_size = _size(request, WARM_POOL.min_size), _size(request, WARM_POOL.max_size)
         actor = _actor.get()
         project = project_services.project_get(user=actor, project_id=project_id)
         pool = warm_pool_services.warm_pool_create(
@@ -171,8 +177,10 @@ class PrebuildService(PrebuildServiceSync):
     def list_warm_pools(self, request, ctx):
         queryset = warm_pools_for(
             _actor.get(),
-            project_ids=_uuid_list(request.filter.project_ids, "filter.project_ids"),
-            environment_class_ids=_uuid_list(request.filter.environment_class_ids, "filter.environment_class_ids"),
+            project_ids=_uuid_list(request.filter.project_ids, WARM_POOL_FILTER.project_ids),
+            environment_class_ids=_uuid_list(
+                request.filter.environment_class_ids, WARM_POOL_FILTER.environment_class_ids
+            ),
         )
         page = paginate(queryset.select_related(None), **_page(request))
         return pb.ListWarmPoolsResponse(
@@ -183,9 +191,8 @@ class PrebuildService(PrebuildServiceSync):
     def update_warm_pool(self, request, ctx):
         warm_pool_id = _uuid(request.warm_pool_id, "warm_pool_id")
         sizes = {
-            "min_size": _size(request, "min_size"),
-            "max_size": _size(request, "max_size"),
-            "desired_size": _size(request, "desired_size"),
+            field.name: _size(request, field)
+            for field in (WARM_POOL.min_size, WARM_POOL.max_size, WARM_POOL.desired_size)
         }
         actor = _actor.get()
         pool = warm_pool_services.warm_pool_get(user=actor, warm_pool_id=warm_pool_id)

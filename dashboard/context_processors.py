@@ -4,8 +4,9 @@ Values are callables, which templates call only when they use them, so a fragmen
 neither costs no query.
 """
 
-from prebuilds.models import Prebuild
+from prebuilds.models import Prebuild, PrebuildPhase
 from projects.views import current_membership, current_organization_id, memberships
+from warmpools.models import WarmPoolPhase
 
 
 def dashboard(request):
@@ -21,3 +22,10 @@ def dashboard(request):
         "current_membership": lambda: current_membership(request),
         "active_prebuilds": active_prebuilds,
     }
+
+
+def phases(request):
+    """The phase enums, so that templates test a phase by its value
+    (`prebuild.phase == PrebuildPhase.SNAPSHOTTING`), never by its display label. Django's choices
+    classes are not called by templates, and `PrebuildPhase.SNAPSHOTTING` resolves by member name."""
+    return {"PrebuildPhase": PrebuildPhase, "WarmPoolPhase": WarmPoolPhase}

@@ -101,11 +101,11 @@ def create_demo_data() -> DemoResult:
         organization=organization,
         name="demo",
         repository_url=str(repository),
-        default_environment_class=small,
+        default_environment_class_id=small.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[small, large],
+        prebuild_environment_class_ids=[small.id, large.id],
         prebuild_timeout=timedelta(minutes=10),
         daily_schedule_hour_utc=3,
-        executor=admin,
+        executor_id=admin.id,
     )
     return DemoResult(created=True, passwords=passwords)

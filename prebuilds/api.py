@@ -16,14 +16,17 @@ from core.rest import (
     DurationField,
     PageQuerySerializer,
     PaginationSerializer,
+    drf_field,
     message_data,
     page_of,
     query,
     responses,
+    serializer_class,
 )
 from prebuilds import services
 from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message, wire_rows
 from prebuilds.queries import PrebuildFilter, prebuilds_for
+from prebuilds.shapes import CREATE_PREBUILD, PREBUILD_FILTER
 from projects import services as project_services
 
 # --- the shape of a prebuild (documentation of what message_data(prebuild_message(...)) writes) --
@@ -91,26 +94,36 @@ def prebuild_data(prebuild) -> dict:
 # --- requests ----------------------------------------------------------------------------------
 
 
-class CreateSpecSerializer(serializers.Serializer):
-    timeout = DurationField(required=False, help_text="positive, at most 7200s; default 3600s")
+C, F = CREATE_PREBUILD, PREBUILD_FILTER  # the declared fields: names, REST keys, limits, help
+
+CreateSpecSerializer = serializer_class(
+    "CreateSpecSerializer", drf_field(C.timeout, DurationField, required=False), __module__=__name__
+)
+
+CreatePrebuildSerializer = serializer_class(
+    "CreatePrebuildSerializer",
+    drf_field(C.project_id, serializers.UUIDField),
+    drf_field(C.environment_class_id, serializers.UUIDField, required=False),
+    ("spec", CreateSpecSerializer(required=False)),
+    __module__=__name__,
+)
 
 
-class CreatePrebuildSerializer(serializers.Serializer):
-    projectId = serializers.UUIDField()  # noqa: N815
-    environmentClassId = serializers.UUIDField(  # noqa: N815
-        required=False, help_text="default: the project's default class"
-    )
-    spec = CreateSpecSerializer(required=False)
+def _list(field, child):
+    return drf_field(field, serializers.ListField, child=child, required=False)
 
 
-class PrebuildFilterSerializer(PageQuerySerializer):
-    """ListPrebuilds' filter as query parameters; repeat one to give several values."""
-
-    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
-    phases = serializers.ListField(child=serializers.ChoiceField(PHASE_NAMES), required=False, max_length=10)
-    triggered_by = serializers.ListField(child=serializers.ChoiceField(TRIGGER_NAMES), required=False, max_length=5)
-    creator_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
-    executor_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+PrebuildFilterSerializer = serializer_class(
+    "PrebuildFilterSerializer",
+    _list(F.project_ids, serializers.UUIDField()),
+    _list(F.phases, serializers.ChoiceField(PHASE_NAMES)),
+    _list(F.triggered_by, serializers.ChoiceField(TRIGGER_NAMES)),
+    _list(F.creator_ids, serializers.UUIDField()),
+    _list(F.executor_ids, serializers.UUIDField()),
+    base=PageQuerySerializer,
+    __doc__="""ListPrebuilds' filter as query parameters; repeat one to give several values.""",
+    __module__=__name__,
+)
 
 
 class LogsTokenSerializer(serializers.Serializer):
@@ -125,13 +138,13 @@ class PrebuildViewSet(viewsets.ViewSet):
     def list(self, request):
         """Prebuilds of the caller's organizations, newest first, filtered and paged as ListPrebuilds."""
         params = query(PrebuildFilterSerializer, request)
-        filters = PrebuildFilter(
-            project_ids=params.get("project_ids", []),
-            phases=[pb.PrebuildPhase.Value(name) for name in params.get("phases", [])],
-            triggered_by=[pb.PrebuildMetadata.PrebuildTrigger.Value(name) for name in params.get("triggered_by", [])],
-            creator_ids=params.get("creator_ids", []),
-            executor_ids=params.get("executor_ids", []),
-        )
+        given = F.from_rest(params)
+        # Phases and triggers come as their wire names.
+        given["phases"] = [pb.PrebuildPhase.Value(name) for name in given.get("phases", [])]
+        given["triggered_by"] = [
+            pb.PrebuildMetadata.PrebuildTrigger.Value(name) for name in given.get("triggered_by", [])
+        ]
+        filters = PrebuildFilter(**given)
         return page_of(wire_rows(prebuilds_for(request.user, filters)), request, "prebuilds", prebuild_data, params)
 
     @extend_schema(request=CreatePrebuildSerializer, responses=responses({201: PrebuildSerializer}, 400, 403, 404))
@@ -139,15 +152,9 @@ class PrebuildViewSet(viewsets.ViewSet):
         """Start a prebuild of a project (members)."""
         serializer = CreatePrebuildSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        timeout = data.get("spec", {}).get("timeout")
-        project = project_services.project_get(user=request.user, project_id=data["projectId"])
-        prebuild = services.prebuild_create(
-            actor=request.user,
-            project=project,
-            environment_class_id=data.get("environmentClassId"),
-            timeout=timeout,
-        )
+        arguments = C.from_rest(serializer.validated_data)
+        project = project_services.project_get(user=request.user, project_id=arguments.pop("project_id"))
+        prebuild = services.prebuild_create(actor=request.user, project=project, **arguments)
         return Response(prebuild_data(prebuild), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: PrebuildSerializer}, 404))

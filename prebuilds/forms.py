@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from prebuilds.models import PrebuildPhase, PrebuildTrigger
 from prebuilds.queries import PrebuildFilter
+from prebuilds.shapes import CREATE_PREBUILD
 from projects.forms import DurationField, PageForm
 from projects.models import EnvironmentClass
 
@@ -74,12 +75,7 @@ class TriggerPrebuildForm(PageForm):
     """Project and environment class are plain values rendered as selects: the service decides
     whether they are allowed, so a form and the API refuse the same things with the same words."""
 
-    FIELD_MAP = {
-        "project_id": "project",
-        "environment_class_id": "environment_class",
-        "spec.timeout": "timeout",
-        "timeout": "timeout",
-    }
+    FIELD_MAP = CREATE_PREBUILD.form_errors()
 
     project = forms.CharField(label="Project", widget=forms.Select)
     environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)

@@ -280,14 +280,14 @@ def _phase_path(prebuild: Prebuild) -> list[dict]:
             state = "done" if index < current_index else ("current" if index == current_index else "todo")
         else:
             state = "todo"
-        path.append({"label": step.label, "state": state})
+        path.append({"phase": step, "label": step.label, "state": state})
     if not on_path:
         # Mark what happened before it left the path, as far as the timestamps tell.
         started = prebuild.started_at is not None
         for item in path:
-            if item["label"] == PrebuildPhase.PENDING.label or (started and item["label"] == "Starting"):
+            if item["phase"] == PrebuildPhase.PENDING or (started and item["phase"] == PrebuildPhase.STARTING):
                 item["state"] = "done"
-        path.append({"label": prebuild.get_phase_display(), "state": "current"})
+        path.append({"phase": phase, "label": prebuild.get_phase_display(), "state": "current"})
     if phase == PrebuildPhase.COMPLETED:
         path[-1]["state"] = "done"
     return path

@@ -1,9 +1,7 @@
-from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 
-from core.errors import InvalidArgument
-from projects import services
 from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner, User
 
 
@@ -41,26 +39,13 @@ class EnvironmentClassAdmin(admin.ModelAdmin):
     search_fields = ["display_name", "description"]
 
 
-class ProjectAdminForm(forms.ModelForm):
-    """The admin saves models directly, not through the services: the repository rule (which local
-    folders may be cloned) is applied here with the services' own function."""
-
-    webhook_url = forms.URLField(required=False, max_length=1000, assume_scheme="https")
-
-    class Meta:
-        model = Project
-        exclude = ["access_token"]  # noqa: DJ006 - every field but the write-only token, as before
-
-    def clean_repository_url(self):
-        try:
-            return services.validate_repository_url(self.cleaned_data["repository_url"])
-        except InvalidArgument as error:
-            raise forms.ValidationError(error.message) from None
-
-
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    form = ProjectAdminForm
+    """Read-only. A project changes through projects.services only (project_create, project_update,
+    project_delete: their validation, the repository rule and the signal that retires the pools of
+    classes that stop getting prebuilds), which the project page and the REST API call; a model
+    form saving the row directly would skip all three."""
+
     list_display = [
         "name",
         "organization",
@@ -72,10 +57,19 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["prebuilds_enabled", "organization"]
     search_fields = ["name", "repository_url"]
-    filter_horizontal = ["prebuild_environment_classes"]
-    # The clone token is write-only everywhere: the admin neither shows nor edits it.
+    # The clone token is write-only everywhere: the admin does not show it.
     exclude = ["access_token"]
-    readonly_fields = ["created_at", "updated_at", "deleted_at", "created_by"]
+    # The read-only view still builds the model form; this keeps Django 6's default (and quiet).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ApiToken)

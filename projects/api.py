@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import (
     extend_schema,
     extend_schema_serializer,
@@ -18,11 +17,14 @@ from core.rest import (
     DurationField,
     PageQuerySerializer,
     PaginationSerializer,
+    drf_field,
     page_of,
     responses,
+    serializer_class,
 )
 from projects import services
 from projects.models import EnvironmentClass, Organization, Project
+from projects.shapes import PROJECT
 
 # --- environment classes -----------------------------------------------------------------------
 
@@ -62,8 +64,12 @@ class EnvironmentClassViewSet(viewsets.ViewSet):
 # --- projects ----------------------------------------------------------------------------------
 
 
-class DailyScheduleSerializer(serializers.Serializer):
-    hourUtc = serializers.IntegerField(min_value=0, max_value=23)  # noqa: N815
+F = PROJECT  # the declared fields: names, REST keys, limits and help texts
+
+
+DailyScheduleSerializer = serializer_class(
+    "DailyScheduleSerializer", drf_field(F.daily_schedule_hour_utc, serializers.IntegerField), __module__=__name__
+)
 
 
 class TriggerSerializer(serializers.Serializer):
@@ -75,61 +81,67 @@ class ExecutorSerializer(serializers.Serializer):
     principal = serializers.ChoiceField(["PRINCIPAL_USER"], required=False, default="PRINCIPAL_USER")
 
 
-class PrebuildConfigurationSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    environmentClassIds = serializers.ListField(  # noqa: N815
-        child=serializers.UUIDField(), required=False, max_length=100, help_text="classes that get prebuilds"
-    )
-    timeout = DurationField(required=False, help_text="5 minutes to 2 hours; default 3600s")
-    trigger = TriggerSerializer(required=False, allow_null=True, help_text="null: no scheduled prebuilds")
-    executor = ExecutorSerializer(
-        required=False, allow_null=True, help_text="whose credentials clone; null: the creator"
-    )
-    enableJetbrainsWarmup = serializers.BooleanField(required=False)  # noqa: N815
+PrebuildConfigurationSerializer = serializer_class(
+    "PrebuildConfigurationSerializer",
+    drf_field(F.prebuilds_enabled, serializers.BooleanField, required=False),
+    drf_field(F.prebuild_environment_class_ids, serializers.ListField, child=serializers.UUIDField(), required=False),
+    drf_field(F.prebuild_timeout, DurationField, required=False),
+    ("trigger", TriggerSerializer(required=False, allow_null=True, help_text="null: no scheduled prebuilds")),
+    drf_field(F.executor_id, ExecutorSerializer, required=False, allow_null=True),
+    drf_field(F.enable_jetbrains_warmup, serializers.BooleanField, required=False),
+    __module__=__name__,
+)
 
 
-class ProjectSerializer(serializers.Serializer):
-    """Reads and writes a project; `accessToken` (for HTTPS clones) is write-only."""
-
-    id = serializers.UUIDField(read_only=True)
-    organizationId = serializers.UUIDField(  # noqa: N815
-        required=False, help_text="on create: needed only when you are admin of several organizations"
-    )
-    name = serializers.CharField(max_length=200)
-    repositoryUrl = serializers.CharField(max_length=1000)  # noqa: N815
-    branch = serializers.CharField(required=False, max_length=255)
-    devcontainerPath = serializers.CharField(required=False, max_length=500)  # noqa: N815
-    defaultEnvironmentClassId = serializers.UUIDField(required=False, allow_null=True)  # noqa: N815
-    prebuildConfiguration = PrebuildConfigurationSerializer(required=False)  # noqa: N815
-    webhookUrl = serializers.CharField(required=False, allow_blank=True, max_length=1000)  # noqa: N815
-    accessToken = serializers.CharField(  # noqa: N815
-        required=False, allow_blank=True, max_length=500, write_only=True, style={"input_type": "password"}
-    )
-
-    def to_representation(self, project: Project):
-        hour = project.daily_schedule_hour_utc
-        return {
-            "id": str(project.id),
-            "organizationId": str(project.organization_id),
-            "name": project.name,
-            "repositoryUrl": project.repository_url,
-            "branch": project.branch,
-            "devcontainerPath": project.devcontainer_path,
-            "defaultEnvironmentClassId": (
-                str(project.default_environment_class_id) if project.default_environment_class_id else None
+def _project_representation(serializer, project: Project) -> dict:
+    """ProjectSerializer.to_representation: the read shape, keys as declared."""
+    hour = project.daily_schedule_hour_utc
+    default_class_id = project.default_environment_class_id
+    return {
+        "id": str(project.id),
+        F.organization_id.key: str(project.organization_id),
+        F.name.key: project.name,
+        F.repository_url.key: project.repository_url,
+        F.branch.key: project.branch,
+        F.devcontainer_path.key: project.devcontainer_path,
+        F.default_environment_class_id.key: str(default_class_id) if default_class_id else None,
+        "prebuildConfiguration": {
+            F.prebuilds_enabled.key: project.prebuilds_enabled,
+            F.prebuild_environment_class_ids.key: sorted(str(c.id) for c in project.prebuild_environment_classes.all()),
+            F.prebuild_timeout.key: duration(project.prebuild_timeout).ToJsonString(),
+            "trigger": {"dailySchedule": {F.daily_schedule_hour_utc.key: hour}} if hour is not None else None,
+            F.executor_id.key: (
+                {"id": str(project.executor_id), "principal": "PRINCIPAL_USER"} if project.executor_id else None
             ),
-            "prebuildConfiguration": {
-                "enabled": project.prebuilds_enabled,
-                "environmentClassIds": sorted(str(c.id) for c in project.prebuild_environment_classes.all()),
-                "timeout": duration(project.prebuild_timeout).ToJsonString(),
-                "trigger": {"dailySchedule": {"hourUtc": hour}} if hour is not None else None,
-                "executor": (
-                    {"id": str(project.executor_id), "principal": "PRINCIPAL_USER"} if project.executor_id else None
-                ),
-                "enableJetbrainsWarmup": project.enable_jetbrains_warmup,
-            },
-            "webhookUrl": project.webhook_url,
-        }
+            F.enable_jetbrains_warmup.key: project.enable_jetbrains_warmup,
+        },
+        F.webhook_url.key: project.webhook_url,
+    }
+
+
+ProjectSerializer = serializer_class(
+    "ProjectSerializer",
+    ("id", serializers.UUIDField(read_only=True)),
+    drf_field(F.organization_id, serializers.UUIDField, required=False),
+    drf_field(F.name, serializers.CharField),
+    drf_field(F.repository_url, serializers.CharField),
+    drf_field(F.branch, serializers.CharField, required=False),
+    drf_field(F.devcontainer_path, serializers.CharField, required=False),
+    drf_field(F.default_environment_class_id, serializers.UUIDField, required=False, allow_null=True),
+    ("prebuildConfiguration", PrebuildConfigurationSerializer(required=False)),
+    drf_field(F.webhook_url, serializers.CharField, required=False, allow_blank=True),
+    drf_field(
+        F.access_token,
+        serializers.CharField,
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        style={"input_type": "password"},
+    ),
+    __doc__="""Reads and writes a project; `accessToken` (for HTTPS clones) is write-only.""",
+    __module__=__name__,
+    to_representation=_project_representation,
+)
 
 
 class ProjectCreatedSerializer(ProjectSerializer):
@@ -152,56 +164,22 @@ class ProjectListSerializer(serializers.Serializer):
     pagination = PaginationSerializer()
 
 
-def _environment_class(class_id, field: str):
-    environment_class = EnvironmentClass.objects.select_related("runner").filter(pk=class_id).first()
-    if environment_class is None:
-        raise InvalidArgument(f"environment class {class_id} not found", field=field)
-    return environment_class
-
-
-def project_fields(data: dict) -> dict:
-    """Validated request data as project_create / project_update keyword arguments (only the keys
-    the request carried, so an update leaves the others alone). Ids become objects; the services
-    check they belong to the project's organization."""
-    renames = {
-        "name": "name",
-        "repositoryUrl": "repository_url",
-        "branch": "branch",
-        "devcontainerPath": "devcontainer_path",
-        "webhookUrl": "webhook_url",
-        "accessToken": "access_token",
-    }
-    fields = {renames[key]: value for key, value in data.items() if key in renames}
-    if "defaultEnvironmentClassId" in data:
-        class_id = data["defaultEnvironmentClassId"]
-        fields["default_environment_class"] = (
-            _environment_class(class_id, "default_environment_class_id") if class_id else None
-        )
+def project_arguments(data: dict) -> dict:
+    """Validated request data as project_create / project_update keyword arguments: only the fields
+    the request carried, so an update leaves the others alone. Ids stay ids: the services look
+    them up and check they belong to the project's organization."""
+    arguments = F.from_rest(data)
+    arguments.pop("organization_id", None)  # the project's place, chosen by _organization_for_create
     config = data.get("prebuildConfiguration", {})
-    if "enabled" in config:
-        fields["prebuilds_enabled"] = config["enabled"]
-    if "timeout" in config:
-        fields["prebuild_timeout"] = config["timeout"]
-    if "enableJetbrainsWarmup" in config:
-        fields["enable_jetbrains_warmup"] = config["enableJetbrainsWarmup"]
+    # Two fields are objects on the wire: the schedule (its trigger, null or without a daily
+    # schedule, means none) and the executor (a Subject, of which the id is what counts).
+    arguments.pop("daily_schedule_hour_utc", None)
     if "trigger" in config:
         schedule = (config["trigger"] or {}).get("dailySchedule")
-        fields["daily_schedule_hour_utc"] = schedule["hourUtc"] if schedule else None
-    if "executor" in config:
-        executor = config["executor"]
-        user = get_user_model().objects.filter(pk=executor["id"]).first() if executor else None
-        if executor and user is None:
-            raise InvalidArgument("executor not found", field="prebuild_configuration.executor")
-        fields["executor"] = user
-    if "environmentClassIds" in config:
-        ids = set(config["environmentClassIds"])
-        classes = list(EnvironmentClass.objects.select_related("runner").filter(pk__in=ids))
-        if len(classes) != len(ids):
-            raise InvalidArgument(
-                "an environment class was not found", field="prebuild_configuration.environment_class_ids"
-            )
-        fields["prebuild_environment_classes"] = classes
-    return fields
+        arguments["daily_schedule_hour_utc"] = schedule[F.daily_schedule_hour_utc.key] if schedule else None
+    if "executor_id" in arguments:
+        arguments["executor_id"] = arguments["executor_id"]["id"] if arguments["executor_id"] else None
+    return arguments
 
 
 def _organization_for_create(user, organization_id) -> Organization:
@@ -237,9 +215,10 @@ class ProjectViewSet(viewsets.ViewSet):
         once: no other read returns it (rotate-webhook-secret makes a new one)."""
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        organization = _organization_for_create(request.user, serializer.validated_data.get("organizationId"))
-        fields = project_fields(serializer.validated_data)
-        project = services.project_create(actor=request.user, organization=organization, **fields)
+        organization_id = serializer.validated_data.get(F.organization_id.key)
+        organization = _organization_for_create(request.user, organization_id)
+        arguments = project_arguments(serializer.validated_data)
+        project = services.project_create(actor=request.user, organization=organization, **arguments)
         data = ProjectSerializer(_projects().get(pk=project.pk)).data
         data["webhookSecret"] = services.webhook_secret(project)
         return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
@@ -282,7 +261,7 @@ class ProjectViewSet(viewsets.ViewSet):
         serializer = ProjectSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         project = services.project_update(
-            actor=request.user, project=project, **project_fields(serializer.validated_data)
+            actor=request.user, project=project, **project_arguments(serializer.validated_data)
         )
         return Response(ProjectSerializer(_projects().get(pk=project.pk)).data)
 

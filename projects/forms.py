@@ -1,8 +1,9 @@
 """Dashboard forms for projects and API tokens, and the helpers every page form shares.
 
-Forms only parse what a person typed. The rules (ranges, which classes are allowed, who may do
-what) live in the services, and a service's DomainError is shown next to the field it names, so a
-form says exactly what the API says.
+Forms parse what a person typed. The rules (which classes are allowed, who may do what, every
+limit) live in the services, and a service's DomainError is shown next to the field it names, so a
+form says exactly what the API says. A form may check a declared limit first (`limits`, from the
+request shapes: projects/shapes.py and its kin), in the service's own words.
 """
 
 import re
@@ -11,6 +12,8 @@ from datetime import timedelta
 from django import forms
 
 from core.errors import DomainError
+from core.shapes import Field
+from projects.shapes import PROJECT
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*(?:(?P<s>\d+)\s*s)?$", re.IGNORECASE)
 DURATION_HELP = "Minutes, or a duration such as 30m, 1h or 1h30m."
@@ -75,16 +78,22 @@ class PageForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+def limits(field: Field) -> dict:
+    """Form field options for a declared field: its limits, refused in the service's own words, so
+    the form and the APIs say the same (a field whose limits no service checks keeps Django's)."""
+    options = field.limits()
+    messages = {"min_value": field.min_error(), "max_value": field.max_error(), "max_length": field.length_error()}
+    options["error_messages"] = {key: messages[key] for key in options}
+    return options
+
+
+F = PROJECT
+
+
 class ProjectConfigurationForm(PageForm):
     """A project's prebuild configuration, as an admin edits it on the project page."""
 
-    FIELD_MAP = {
-        "prebuild_configuration.environment_class_ids": "prebuild_environment_classes",
-        "prebuild_configuration.timeout": "prebuild_timeout",
-        "prebuild_configuration.trigger.daily_schedule.hour_utc": "daily_schedule_hour_utc",
-        "prebuild_configuration.executor": "executor",
-        "webhook_url": "webhook_url",
-    }
+    FIELD_MAP = F.form_errors()
 
     prebuilds_enabled = forms.BooleanField(label="Prebuilds enabled", required=False)
     prebuild_environment_classes = forms.MultipleChoiceField(
@@ -92,18 +101,21 @@ class ProjectConfigurationForm(PageForm):
     )
     prebuild_timeout = DurationField(label="Timeout", required=False)
     daily_schedule_hour_utc = forms.IntegerField(
-        label="Daily prebuild at (hour, UTC)", required=False, help_text="0-23; empty for no daily prebuild."
+        label="Daily prebuild at (hour, UTC)",
+        required=False,
+        help_text=f"{F.daily_schedule_hour_utc.min_value}-{F.daily_schedule_hour_utc.max_value}; "
+        "empty for no daily prebuild.",
+        **limits(F.daily_schedule_hour_utc),
     )
     executor = forms.ChoiceField(label="Executor", required=False)
-    webhook_url = forms.CharField(label="Webhook URL", required=False, max_length=1000)
+    # No service checks the URL's length (the column does): Django's own words.
+    webhook_url = forms.CharField(label="Webhook URL", required=False, max_length=F.webhook_url.max_length)
 
     def __init__(self, *args, classes, members, **kwargs):
         super().__init__(*args, **kwargs)
-        self.classes = {str(c.id): c for c in classes}
-        self.members = {str(u.id): u for u in members}
-        self.fields["prebuild_environment_classes"].choices = [(key, c.display_name) for key, c in self.classes.items()]
+        self.fields["prebuild_environment_classes"].choices = [(str(c.id), c.display_name) for c in classes]
         self.fields["executor"].choices = [("", "The person who triggers (default)")] + [
-            (key, u.get_username()) for key, u in self.members.items()
+            (str(u.id), u.get_username()) for u in members
         ]
 
     @classmethod
@@ -118,14 +130,16 @@ class ProjectConfigurationForm(PageForm):
         }
 
     def service_arguments(self) -> dict:
+        """project_update's arguments, ids as chosen (the choices offer the organization's only,
+        and the service checks again)."""
         data = self.cleaned_data
         return {
-            "prebuilds_enabled": data["prebuilds_enabled"],
-            "prebuild_environment_classes": [self.classes[key] for key in data["prebuild_environment_classes"]],
-            "prebuild_timeout": data["prebuild_timeout"],
-            "daily_schedule_hour_utc": data["daily_schedule_hour_utc"],
-            "executor": self.members.get(data["executor"]),
-            "webhook_url": data["webhook_url"].strip(),
+            F.prebuilds_enabled.name: data["prebuilds_enabled"],
+            F.prebuild_environment_class_ids.name: data["prebuild_environment_classes"],
+            F.prebuild_timeout.name: data["prebuild_timeout"],
+            F.daily_schedule_hour_utc.name: data["daily_schedule_hour_utc"],
+            F.executor_id.name: data["executor"] or None,
+            F.webhook_url.name: data["webhook_url"].strip(),
         }
 
 

@@ -15,20 +15,44 @@ from django.db.models import Q
 
 
 class User(AbstractUser):
-    """A Django user with a UUID id, so that a Subject's id on the wire is a UUID like every other."""
+    """A Django user with a UUID id, so that a Subject's id on the wire is a UUID like every other.
+
+    The caller's roles are one attribute, `organization_roles` ({organization id: role}), which
+    every role check (projects.services.role_in, require_member, require_admin) and every
+    visibility filter (`visible_to(user)`) reads. Each request has its own user instance, on which
+    it is set once:
+    - a token request (REST or Connect): by the API-token authentication
+      (projects.services.api_token_authenticate), from its short-lived cache or the token's row;
+    - a page or the browsable API (a session): on first use, from one query that also gives the
+      pages their organization switcher (`organization_memberships`), whichever asks first.
+    Users loaded any other way (a project's executor, a task's actor) read theirs on first use
+    too. The membership services drop both when they change this user."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
 
     @cached_property
+    def organization_memberships(self) -> list:
+        """The user's memberships with their organizations, by organization name: one query per
+        instance, shared by the switcher, the roles and the visibility filters of a request
+        (instead of joining the memberships table into each read, which made every plan several
+        times dearer)."""
+        return list(
+            Membership.objects.filter(user_id=self.pk).select_related("organization").order_by("organization__name")
+        )
+
+    @cached_property
     def organization_roles(self) -> dict:
-        """{organization id: role}, read once per instance. A request has its own user instance,
-        so every visibility filter and role check of one request shares this one small query
-        instead of joining the memberships table into each (a join that made every read's plan
-        several times dearer). The membership services drop it when they change this user."""
-        return dict(Membership.objects.filter(user_id=self.pk).values_list("organization_id", "role"))
+        """{organization id: role}; see the class docstring for who sets it."""
+        return {m.organization_id: m.role for m in self.organization_memberships}
+
+    def set_organization_roles(self, roles: dict) -> None:
+        """The roles as the authentication step knows them (the API-token cache), so that the
+        request reads no membership row."""
+        self.__dict__["organization_roles"] = roles
 
     def forget_organization_roles(self) -> None:
         self.__dict__.pop("organization_roles", None)
+        self.__dict__.pop("organization_memberships", None)
 
 
 class Principal(models.IntegerChoices):

@@ -32,6 +32,7 @@ from projects.models import (
     Runner,
     new_webhook_secret_nonce,
 )
+from projects.shapes import PROJECT, PROJECT_FIELDS
 from runner.checkout import LocalSources, local_path
 
 # Sent after a project's prebuild configuration changed, with the classes that no longer get
@@ -159,7 +160,7 @@ LOCAL_REPOSITORY_REFUSED = (
 
 
 def validate_repository_url(url: str) -> str:
-    """The URL, stripped, if a project may use it; else InvalidArgument (the Django admin calls it too)."""
+    """The URL, stripped, if a project may use it; else InvalidArgument."""
     url = (url or "").strip()
     if not url:
         raise InvalidArgument("repository_url must not be empty", field="repository_url")
@@ -194,22 +195,54 @@ def _validate_devcontainer_path(path: str) -> str:
 
 
 def _validate_timeout(timeout: timedelta) -> timedelta:
+    field = PROJECT.prebuild_timeout.path
     if not isinstance(timeout, timedelta):
-        raise InvalidArgument("timeout must be a duration", field="prebuild_configuration.timeout")
+        raise InvalidArgument("timeout must be a duration", field=field)
     if not settings.PROJECT_MIN_PREBUILD_TIMEOUT <= timeout <= settings.PREBUILD_MAX_TIMEOUT:
-        raise InvalidArgument("timeout must be between 5 minutes and 2 hours", field="prebuild_configuration.timeout")
+        raise InvalidArgument("timeout must be between 5 minutes and 2 hours", field=field)
     return timeout
 
 
-def _validate_classes(organization: Organization, classes) -> list[EnvironmentClass]:
-    classes = list(classes)
+def _as_uuid(value) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _prebuild_classes(organization_id, class_ids) -> list[EnvironmentClass]:
+    """The classes named by `class_ids`, each of them the organization's; else InvalidArgument."""
+    field = PROJECT.prebuild_environment_class_ids.path
+    ids = {_as_uuid(class_id) for class_id in class_ids}
+    classes = list(EnvironmentClass.objects.select_related("runner").filter(pk__in=ids - {None}))
+    if None in ids or len(classes) != len(ids):
+        raise InvalidArgument("an environment class was not found", field=field)
     for environment_class in classes:
-        if environment_class.runner.organization_id != organization.id:
-            raise InvalidArgument(
-                f"environment class {environment_class.id} not found",
-                field="prebuild_configuration.environment_class_ids",
-            )
+        if environment_class.runner.organization_id != organization_id:
+            raise InvalidArgument(f"environment class {environment_class.id} not found", field=field)
     return classes
+
+
+def _check_default_class(organization_id, class_id) -> None:
+    field = PROJECT.default_environment_class_id.path
+    key = _as_uuid(class_id)
+    environment_class = EnvironmentClass.objects.select_related("runner").filter(pk=key).first() if key else None
+    if environment_class is None:
+        raise InvalidArgument(f"environment class {class_id} not found", field=field)
+    if environment_class.runner.organization_id != organization_id:
+        raise InvalidArgument("default environment class not found", field=field)
+
+
+def _check_executor(organization_id, user_id) -> None:
+    field = PROJECT.executor_id.path
+    key = _as_uuid(user_id)
+    if key is not None and Membership.objects.filter(organization_id=organization_id, user_id=key).exists():
+        return
+    if key is None or not get_user_model().objects.filter(pk=key).exists():
+        raise InvalidArgument("executor not found", field=field)
+    raise InvalidArgument("executor must be a member of the organization", field=field)
 
 
 _UNSET = object()
@@ -224,16 +257,18 @@ def project_create(
     repository_url: str,
     branch: str = "main",
     devcontainer_path: str = ".devcontainer/devcontainer.json",
-    default_environment_class: EnvironmentClass | None = None,
+    default_environment_class_id=None,
     access_token: str = "",
     webhook_url: str = "",
     prebuilds_enabled: bool = False,
-    prebuild_environment_classes=(),
+    prebuild_environment_class_ids=(),
     prebuild_timeout: timedelta = timedelta(hours=1),
     daily_schedule_hour_utc: int | None = None,
-    executor=None,
+    executor_id=None,
     enable_jetbrains_warmup: bool = False,
 ) -> Project:
+    """A project of `organization`. Classes and the executor are given by id (every interface
+    passes what the caller sent): they are looked up, and must be the organization's, here."""
     require_admin(actor, organization.id, "create projects")
     project = Project(organization=organization, created_by=actor)
     _apply_project_fields(
@@ -242,16 +277,16 @@ def project_create(
         repository_url=repository_url,
         branch=branch,
         devcontainer_path=devcontainer_path,
-        default_environment_class=default_environment_class,
+        default_environment_class_id=default_environment_class_id,
         access_token=access_token,
         webhook_url=webhook_url,
         prebuilds_enabled=prebuilds_enabled,
         prebuild_timeout=prebuild_timeout,
         daily_schedule_hour_utc=daily_schedule_hour_utc,
-        executor=executor,
+        executor_id=executor_id,
         enable_jetbrains_warmup=enable_jetbrains_warmup,
     )
-    classes = _validate_classes(organization, prebuild_environment_classes)
+    classes = _prebuild_classes(organization.id, prebuild_environment_class_ids)
     try:
         with transaction.atomic():
             project.save()
@@ -262,26 +297,29 @@ def project_create(
 
 
 @transaction.atomic
-def project_update(*, actor, project: Project, prebuild_environment_classes=_UNSET, **fields) -> Project:
+def project_update(*, actor, project: Project, prebuild_environment_class_ids=_UNSET, **fields) -> Project:
     """Change any of project_create's fields; absent ones keep their value. Classes that stop getting
-    prebuilds (or all of them, when prebuilds are disabled) are announced so their pools go away."""
+    prebuilds (or all of them, when prebuilds are disabled) are announced so their pools go away.
+    Every interface that edits a project comes here: the pages, REST and the admin (read-only)."""
     require_admin(actor, project.organization_id, "edit projects")
     project = Project.objects.select_for_update().get(pk=project.pk)
     before = (
         set(project.prebuild_environment_classes.values_list("id", flat=True)) if project.prebuilds_enabled else set()
     )
-    unknown = set(fields) - _PROJECT_FIELDS
+    unknown = set(fields) - PROJECT_FIELDS
     if unknown:
         raise InvalidArgument(f"unknown field {sorted(unknown)[0]}", field=sorted(unknown)[0])
-    current = {name: getattr(project, name) for name in _PROJECT_FIELDS}
+    current = {name: getattr(project, name) for name in PROJECT_FIELDS - {"prebuild_environment_class_ids"}}
     _apply_project_fields(project, **{**current, **fields})
     try:
         with transaction.atomic():
             project.save()
     except IntegrityError:
         raise AlreadyExists(f"a project named {project.name!r} already exists", field="name") from None
-    if prebuild_environment_classes is not _UNSET:
-        project.prebuild_environment_classes.set(_validate_classes(project.organization, prebuild_environment_classes))
+    if prebuild_environment_class_ids is not _UNSET:
+        project.prebuild_environment_classes.set(
+            _prebuild_classes(project.organization_id, prebuild_environment_class_ids)
+        )
     after = (
         set(project.prebuild_environment_classes.values_list("id", flat=True)) if project.prebuilds_enabled else set()
     )
@@ -307,22 +345,6 @@ def project_delete(*, actor, project: Project) -> None:
     )
 
 
-_PROJECT_FIELDS = {
-    "name",
-    "repository_url",
-    "branch",
-    "devcontainer_path",
-    "default_environment_class",
-    "access_token",
-    "webhook_url",
-    "prebuilds_enabled",
-    "prebuild_timeout",
-    "daily_schedule_hour_utc",
-    "executor",
-    "enable_jetbrains_warmup",
-}
-
-
 def _apply_project_fields(
     project: Project,
     *,
@@ -330,47 +352,46 @@ def _apply_project_fields(
     repository_url,
     branch,
     devcontainer_path,
-    default_environment_class,
+    default_environment_class_id,
     access_token,
     webhook_url,
     prebuilds_enabled,
     prebuild_timeout,
     daily_schedule_hour_utc,
-    executor,
+    executor_id,
     enable_jetbrains_warmup=False,
 ) -> None:
+    """Validate and set the fields (the classes aside). The default class and the executor are
+    checked on every save, as the other fields are: an executor who left the organization must be
+    replaced before anything else changes."""
     name = (name or "").strip()
     if not name:
         raise InvalidArgument("name must not be empty", field="name")
-    if len(name) > 200:
-        raise InvalidArgument("name must be at most 200 characters", field="name")
+    if len(name) > PROJECT.name.max_length:
+        raise InvalidArgument(PROJECT.name.length_error(), field="name")
     branch = (branch or "").strip() or "main"
     if branch.startswith("-") or any(c.isspace() for c in branch):
         raise InvalidArgument("branch is not a valid branch name", field="branch")
-    if default_environment_class is not None and (
-        default_environment_class.runner.organization_id != project.organization_id
-    ):
-        raise InvalidArgument("default environment class not found", field="default_environment_class_id")
+    if default_environment_class_id is not None:
+        _check_default_class(project.organization_id, default_environment_class_id)
     if webhook_url and urlsplit(webhook_url).scheme not in ("http", "https"):
         raise InvalidArgument("webhook_url must be an http(s) URL", field="webhook_url")
-    if daily_schedule_hour_utc is not None and not (0 <= daily_schedule_hour_utc <= 23):
-        raise InvalidArgument(
-            "daily schedule hour must be between 0 and 23",
-            field="prebuild_configuration.trigger.daily_schedule.hour_utc",
-        )
-    if executor is not None and role_in(executor, project.organization_id) is None:
-        raise InvalidArgument("executor must be a member of the organization", field="prebuild_configuration.executor")
+    hour = PROJECT.daily_schedule_hour_utc
+    if daily_schedule_hour_utc is not None and not (hour.min_value <= daily_schedule_hour_utc <= hour.max_value):
+        raise InvalidArgument(hour.max_error(), field=hour.path)
+    if executor_id is not None:
+        _check_executor(project.organization_id, executor_id)
     project.name = name
     project.repository_url = validate_repository_url(repository_url)
     project.branch = branch
     project.devcontainer_path = _validate_devcontainer_path(devcontainer_path)
-    project.default_environment_class = default_environment_class
+    project.default_environment_class_id = default_environment_class_id
     project.access_token = access_token or ""
     project.webhook_url = webhook_url or ""
     project.prebuilds_enabled = bool(prebuilds_enabled)
     project.prebuild_timeout = _validate_timeout(prebuild_timeout)
     project.daily_schedule_hour_utc = daily_schedule_hour_utc
-    project.executor = executor
+    project.executor_id = executor_id
     project.enable_jetbrains_warmup = bool(enable_jetbrains_warmup)
 
 
@@ -510,7 +531,7 @@ def api_token_authenticate(secret: str, *, now: datetime | None = None):
         user, roles, expires_at = cached
         if expires_at is None or expires_at > now:
             # The roles come along: the request's visibility filters need them next.
-            user.__dict__["organization_roles"] = roles
+            user.set_organization_roles(roles)
             return user
     # The password hash is left out: the user is kept in the cache (Redis in production), and it
     # has no business there. (A save of a partly loaded user writes only the loaded fields.)

@@ -24,16 +24,9 @@ SESSION_ORGANIZATION = "organization_id"
 
 
 def memberships(request) -> list[Membership]:
-    """The user's memberships, read once per request (the switcher, the roles and the lists all need them)."""
-    cached = getattr(request, "_memberships", None)
-    if cached is None:
-        cached = list(
-            Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
-        )
-        request._memberships = cached
-        # The same rows answer the services' role checks and visibility filters for this request.
-        request.user.__dict__.setdefault("organization_roles", {m.organization_id: m.role for m in cached})
-    return cached
+    """The user's memberships, by organization name: read once per request, in the same query as
+    the roles the services check (User.organization_memberships)."""
+    return request.user.organization_memberships
 
 
 def current_membership(request) -> Membership | None:
@@ -59,7 +52,7 @@ def current_organization_id(request):
 
 def is_admin(request, organization_id) -> bool:
     """Whether to show admin-only buttons. The services check again on every write."""
-    return any(m.organization_id == organization_id and m.role == Role.ADMIN for m in memberships(request))
+    return request.user.organization_roles.get(organization_id) == Role.ADMIN
 
 
 # --- project pages --------------------------------------------------------------------------------

@@ -47,9 +47,9 @@ def org(db, make_user):
         organization=organization,
         name="app",
         repository_url="/srv/git/app",
-        default_environment_class=small,
+        default_environment_class_id=small.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[small, large],
+        prebuild_environment_class_ids=[small.id, large.id],
         prebuild_timeout=timedelta(minutes=30),
     )
 

@@ -13,16 +13,19 @@ from core.rest import (
     ID_PARAMETER,
     PageQuerySerializer,
     PaginationSerializer,
+    drf_field,
     message_data,
     page_of,
     query,
     responses,
+    serializer_class,
 )
 from prebuilds.api import UINT64, Int64Field
 from projects import services as project_services
 from warmpools import services
 from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
 from warmpools.queries import environments_for, warm_pools_for
+from warmpools.shapes import CREATE_ENVIRONMENT, ENVIRONMENT_FILTER, WARM_POOL, WARM_POOL_FILTER
 
 # --- the shape of a warm pool ------------------------------------------------------------------
 
@@ -76,31 +79,43 @@ def warm_pool_data(pool) -> dict:
 # --- requests ----------------------------------------------------------------------------------
 
 
-class SizesSerializer(serializers.Serializer):
-    """Absent sizes keep their value (0 and 1 on create); desiredSize alone means min = max."""
-
-    # Ranges (0..20, min <= max) are the service's rule, reported as the API reports any rule.
-    minSize = serializers.IntegerField(required=False)  # noqa: N815
-    maxSize = serializers.IntegerField(required=False)  # noqa: N815
-    desiredSize = serializers.IntegerField(  # noqa: N815
-        required=False, help_text="deprecated: use minSize and maxSize"
-    )
+W = WARM_POOL  # the declared fields: names, REST keys, limits and help texts
 
 
-class CreateWarmPoolSerializer(SizesSerializer):
-    projectId = serializers.UUIDField()  # noqa: N815
-    environmentClassId = serializers.UUIDField(  # noqa: N815
-        help_text="must get prebuilds on the project; one pool per project and class"
-    )
+def _size(field):
+    # The ranges (warmpools.shapes) are the service's rule, answered in its words as every rule is.
+    return drf_field(field, serializers.IntegerField, limits=False, required=False)
 
 
-class WarmPoolFilterSerializer(PageQuerySerializer):
-    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
-    environment_class_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+SizesSerializer = serializer_class(
+    "SizesSerializer",
+    _size(W.min_size),
+    _size(W.max_size),
+    _size(W.desired_size),
+    __doc__="""Absent sizes keep their value (0 and 1 on create); desiredSize alone means min = max.""",
+    __module__=__name__,
+)
+
+CreateWarmPoolSerializer = serializer_class(
+    "CreateWarmPoolSerializer",
+    drf_field(W.project_id, serializers.UUIDField),
+    drf_field(W.environment_class_id, serializers.UUIDField),
+    base=SizesSerializer,
+    __module__=__name__,
+)
 
 
-def _sizes(data) -> dict:
-    return {"min_size": data.get("minSize"), "max_size": data.get("maxSize"), "desired_size": data.get("desiredSize")}
+def _ids(field):
+    return drf_field(field, serializers.ListField, child=serializers.UUIDField(), required=False)
+
+
+WarmPoolFilterSerializer = serializer_class(
+    "WarmPoolFilterSerializer",
+    _ids(WARM_POOL_FILTER.project_ids),
+    _ids(WARM_POOL_FILTER.environment_class_ids),
+    base=PageQuerySerializer,
+    __module__=__name__,
+)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -111,11 +126,7 @@ class WarmPoolViewSet(viewsets.ViewSet):
     def list(self, request):
         """Warm pools of the caller's organizations, newest first, filtered and paged as ListWarmPools."""
         params = query(WarmPoolFilterSerializer, request)
-        queryset = warm_pools_for(
-            request.user,
-            project_ids=params.get("project_ids", []),
-            environment_class_ids=params.get("environment_class_ids", []),
-        )
+        queryset = warm_pools_for(request.user, **WARM_POOL_FILTER.from_rest(params))
         # The wire form reads ids only: no joins.
         return page_of(queryset.select_related(None), request, "warmPools", warm_pool_data, params)
 
@@ -127,11 +138,9 @@ class WarmPoolViewSet(viewsets.ViewSet):
         """Create the pool of a project and class (organization admins)."""
         serializer = CreateWarmPoolSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        project = project_services.project_get(user=request.user, project_id=data["projectId"])
-        pool = services.warm_pool_create(
-            actor=request.user, project=project, environment_class_id=data["environmentClassId"], **_sizes(data)
-        )
+        arguments = W.from_rest(serializer.validated_data)
+        project = project_services.project_get(user=request.user, project_id=arguments.pop("project_id"))
+        pool = services.warm_pool_create(actor=request.user, project=project, **arguments)
         return Response(warm_pool_data(pool), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: WarmPoolSerializer}, 404))
@@ -149,7 +158,7 @@ class WarmPoolViewSet(viewsets.ViewSet):
         pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
         serializer = SizesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pool = services.warm_pool_update(actor=request.user, pool=pool, **_sizes(serializer.validated_data))
+        pool = services.warm_pool_update(actor=request.user, pool=pool, **W.from_rest(serializer.validated_data))
         return Response(warm_pool_data(pool))
 
     @extend_schema(
@@ -204,15 +213,16 @@ class EnvironmentListSerializer(serializers.Serializer):
     pagination = PaginationSerializer()
 
 
-class CreateEnvironmentSerializer(serializers.Serializer):
-    projectId = serializers.UUIDField()  # noqa: N815
-    environmentClassId = serializers.UUIDField(  # noqa: N815
-        required=False, help_text="absent: the project's default class"
-    )
+CreateEnvironmentSerializer = serializer_class(
+    "CreateEnvironmentSerializer",
+    drf_field(CREATE_ENVIRONMENT.project_id, serializers.UUIDField),
+    drf_field(CREATE_ENVIRONMENT.environment_class_id, serializers.UUIDField, required=False),
+    __module__=__name__,
+)
 
-
-class EnvironmentFilterSerializer(PageQuerySerializer):
-    project_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=25)
+EnvironmentFilterSerializer = serializer_class(
+    "EnvironmentFilterSerializer", _ids(ENVIRONMENT_FILTER.project_ids), base=PageQuerySerializer, __module__=__name__
+)
 
 
 def environment_data(environment) -> dict:
@@ -224,7 +234,7 @@ class EnvironmentViewSet(viewsets.ViewSet):
     def list(self, request):
         """Environments of the caller's organizations, newest first."""
         params = query(EnvironmentFilterSerializer, request)
-        queryset = environments_for(request.user, project_ids=params.get("project_ids", []))
+        queryset = environments_for(request.user, **ENVIRONMENT_FILTER.from_rest(params))
         return page_of(queryset, request, "environments", environment_data)
 
     @extend_schema(request=CreateEnvironmentSerializer, responses=responses({201: EnvironmentSerializer}, 400, 404))
@@ -233,11 +243,9 @@ class EnvironmentViewSet(viewsets.ViewSet):
         from the newest snapshot, else built cold. A pool hit is ready in the response; otherwise poll it."""
         serializer = CreateEnvironmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        project = project_services.project_get(user=request.user, project_id=data["projectId"])
-        environment = services.environment_create(
-            actor=request.user, project=project, environment_class_id=data.get("environmentClassId")
-        )
+        arguments = CREATE_ENVIRONMENT.from_rest(serializer.validated_data)
+        project = project_services.project_get(user=request.user, project_id=arguments.pop("project_id"))
+        environment = services.environment_create(actor=request.user, project=project, **arguments)
         return Response(environment_data(environment), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: EnvironmentSerializer}, 404))

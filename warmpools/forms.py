@@ -1,11 +1,13 @@
-"""Forms of the warm pool pages. They parse numbers only; the sizes allowed, the classes a pool may
-use and who may change a pool are the services' rules, shown next to the field they concern."""
+"""Forms of the warm pool pages. They parse numbers, and check the sizes' declared limits
+(warmpools.shapes) in the service's words; min <= max, the classes a pool may use and who may
+change a pool are the services' rules, shown next to the field they concern."""
 
 from django import forms
 from django.urls import reverse
 
-from projects.forms import PageForm
+from projects.forms import PageForm, limits
 from projects.models import EnvironmentClass
+from warmpools.shapes import WARM_POOL
 
 
 def pool_classes(project) -> list[EnvironmentClass]:
@@ -16,19 +18,19 @@ def pool_classes(project) -> list[EnvironmentClass]:
     return list(project.prebuild_environment_classes.filter(enabled=True))
 
 
+W = WARM_POOL
+MAX_HELP = f"At most {W.max_size.max_value}."
+
+
 class WarmPoolCreateForm(PageForm):
-    FIELD_MAP = {
-        "project_id": "project",
-        "environment_class_id": "environment_class",
-        "min_size": "min_size",
-        "max_size": "max_size",
-        "desired_size": "max_size",
-    }
+    FIELD_MAP = W.form_errors()
 
     project = forms.CharField(label="Project", widget=forms.Select)
     environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)
-    min_size = forms.IntegerField(label="Minimum instances", required=False, initial=0)
-    max_size = forms.IntegerField(label="Maximum instances", required=False, initial=2, help_text="At most 20.")
+    min_size = forms.IntegerField(label="Minimum instances", required=False, initial=0, **limits(W.min_size))
+    max_size = forms.IntegerField(
+        label="Maximum instances", required=False, initial=2, help_text=MAX_HELP, **limits(W.max_size)
+    )
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,7 +54,7 @@ class WarmPoolCreateForm(PageForm):
 
 
 class WarmPoolResizeForm(PageForm):
-    FIELD_MAP = {"min_size": "min_size", "max_size": "max_size", "desired_size": "max_size"}
+    FIELD_MAP = W.form_errors()
 
-    min_size = forms.IntegerField(label="Minimum instances", required=False)
-    max_size = forms.IntegerField(label="Maximum instances", required=False, help_text="At most 20.")
+    min_size = forms.IntegerField(label="Minimum instances", required=False, **limits(W.min_size))
+    max_size = forms.IntegerField(label="Maximum instances", required=False, help_text=MAX_HELP, **limits(W.max_size))

@@ -10,8 +10,6 @@ from warmpools.models import WarmPool
 
 ALL_PHASE_NAMES = list(pb.WarmPoolPhase.keys())
 
-# Sizes as gitpod.v1 declares them (buf.validate), checked by both APIs before the service runs.
-
 
 def warm_pool_message(pool: WarmPool) -> pb.WarmPool:
     spec = pb.WarmPoolSpec(

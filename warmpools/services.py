@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -23,6 +22,7 @@ from projects.models import EnvironmentClass, Project, Role
 from projects.services import require_admin, require_member
 from warmpools import dispatch, queries, status
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool, WarmPoolPhase
+from warmpools.shapes import WARM_POOL
 
 
 def warm_pool_get(*, user, warm_pool_id) -> WarmPool:
@@ -34,10 +34,10 @@ def resolve_sizes(
 ) -> tuple[int, int]:
     """The pool's (min, max) from a request. A request with only the deprecated desired_size means
     min = max = desired_size; absent fields keep their current value (or min 0 on create)."""
-    for field, value in (("min_size", min_size), ("max_size", max_size), ("desired_size", desired_size)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise InvalidArgument(f"{field} must be a non-negative integer", field=field)
-    limit = settings.WARM_POOL_MAX_SIZE
+    shape = WARM_POOL
+    for field, value in ((shape.min_size, min_size), (shape.max_size, max_size), (shape.desired_size, desired_size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < field.min_value):
+            raise InvalidArgument(field.min_error(), field=field.path)
     if min_size is None and max_size is None:
         if desired_size is not None:
             min_size = max_size = desired_size
@@ -47,8 +47,8 @@ def resolve_sizes(
         min_size = current.min_size if current else 0
     if max_size is None:
         max_size = current.max_size if current else max(min_size, 1)
-    if max_size > limit:
-        raise InvalidArgument(f"max_size must be at most {limit}", field="max_size")
+    if max_size > shape.max_size.max_value:
+        raise InvalidArgument(shape.max_size.max_error(), field=shape.max_size.path)
     if min_size > max_size:
         raise InvalidArgument(f"min_size ({min_size}) must not exceed max_size ({max_size})", field="min_size")
     return min_size, max_size

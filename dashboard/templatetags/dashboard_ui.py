@@ -9,11 +9,18 @@ from datetime import timedelta
 from django import template
 
 from core.paths import redact_paths
+from prebuilds.models import PrebuildPhase
 
 register = template.Library()
 
-# Outcome colour classes for prebuild phases (labels as in PrebuildPhase).
-_OUTCOME = {"Completed": "ok", "Failed": "bad", "Cancelled": "off", "Cancelling": "off", "Deleting": "off"}
+# Outcome colour classes for prebuild phases.
+_OUTCOME = {
+    PrebuildPhase.COMPLETED: "ok",
+    PrebuildPhase.FAILED: "bad",
+    PrebuildPhase.CANCELLED: "off",
+    PrebuildPhase.CANCELLING: "off",
+    PrebuildPhase.DELETING: "off",
+}
 
 
 @register.filter
@@ -32,9 +39,9 @@ def duration(value: timedelta | None) -> str:
 
 
 @register.filter
-def outcome(phase_label: str) -> str:
-    """A CSS modifier for a phase: ok, bad, off (stopped by someone) or live."""
-    return _OUTCOME.get(phase_label, "live")
+def outcome(phase: int) -> str:
+    """A CSS modifier for a prebuild phase (its value): ok, bad, off (stopped by someone) or live."""
+    return _OUTCOME.get(phase, "live")
 
 
 @register.filter
@@ -93,7 +100,7 @@ def duration_chart(prebuilds):
                 "y": round(150 - height, 1),
                 "w": round(slot * 0.7, 1),
                 "h": height,
-                "outcome": outcome(prebuild.get_phase_display()),
+                "outcome": outcome(prebuild.phase),
             }
         )
     return {"bars": bars, "longest": timedelta(seconds=longest) if durations else None}

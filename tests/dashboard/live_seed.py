@@ -34,9 +34,9 @@ def main():
         organization=organization,
         name="app",
         repository_url=repository,
-        default_environment_class=small,
+        default_environment_class_id=small.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[small, large, medium],
+        prebuild_environment_class_ids=[small.id, large.id, medium.id],
         prebuild_timeout=timedelta(minutes=30),
     )
     # A second project whose prebuilds run with the admin's credentials whoever starts them.
@@ -45,10 +45,10 @@ def main():
         organization=organization,
         name="lib",
         repository_url=repository,
-        default_environment_class=small,
+        default_environment_class_id=small.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[small],
-        executor=admin,
+        prebuild_environment_class_ids=[small.id],
+        executor_id=admin.id,
     )
     other_runner = services.runner_create(organization=other, name="theirs", queue=os.environ["LIVE_QUEUE"] + "-other")
     other_class = services.environment_class_create(runner=other_runner, display_name="theirs")
@@ -57,9 +57,9 @@ def main():
         organization=other,
         name="theirs",
         repository_url=repository,
-        default_environment_class=other_class,
+        default_environment_class_id=other_class.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[other_class],
+        prebuild_environment_class_ids=[other_class.id],
     )
     # A scheduled prebuild, so that the triggered_by filter has something to tell apart.
     from prebuilds.models import PrebuildTrigger

@@ -43,9 +43,9 @@ def second_org(org, make_prebuild):
         organization=second,
         name="beta-app",
         repository_url="/srv/git/beta",
-        default_environment_class=cls,
+        default_environment_class_id=cls.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[cls],
+        prebuild_environment_class_ids=[cls.id],
     )
     from prebuilds import services as prebuild_services
 

@@ -1,8 +1,11 @@
 """/prebuilds/<id>/: metadata, spec, status, timeline against the previous run, actions, the
 status partial's polling, and the logs-token endpoint of the log panel."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from prebuilds.logtokens import logs_token_verify
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
@@ -24,6 +27,24 @@ def test_shows_metadata_spec_and_status(client, org, make_prebuild):
         assert text in body
     assert '<li class="current" aria-current="step">Running</li>' in body
     assert '<li class="done">Starting</li>' in body
+
+
+@pytest.mark.parametrize(
+    "started, done",
+    [(True, ["Pending", "Starting"]), (False, ["Pending"])],
+    ids=["started", "never-started"],
+)
+def test_a_run_that_left_the_path_ends_it_with_its_phase(client, org, make_prebuild, started, done):
+    prebuild = make_prebuild(phase=PrebuildPhase.FAILED, started_at=prebuild_start() if started else None)
+    client.force_login(org.member)
+    body = client.get(url(prebuild)).content.decode()
+    path = body[body.index('<ol class="phase-path"') : body.index("</ol>")]
+    assert [label for label in ("Pending", "Starting", "Running") if f'<li class="done">{label}</li>' in path] == done
+    assert path.rstrip().endswith('<li class="current" aria-current="step">Failed</li>')
+
+
+def prebuild_start():
+    return timezone.now() - timedelta(minutes=3)
 
 
 def test_timeline_shows_step_durations_next_to_the_previous_completed_run(client, org, make_prebuild, add_step):

@@ -31,7 +31,7 @@ def test_each_prebuild_goes_to_the_queue_of_its_classs_runner(org, sent_tasks, d
     other = project_services.runner_create(organization=org.organization, name="other", queue="runner-other")
     remote = project_services.environment_class_create(runner=other, display_name="remote")
     project_services.project_update(
-        actor=org.admin, project=org.project, prebuild_environment_classes=[org.small, remote]
+        actor=org.admin, project=org.project, prebuild_environment_class_ids=[org.small.id, remote.id]
     )
     with django_capture_on_commit_callbacks(execute=True):
         prebuild = services.prebuild_create(actor=org.member, project=org.project, environment_class_id=remote.id)

@@ -33,7 +33,7 @@ def wall_clock(time_machine):
 @pytest.fixture
 def scheduled(org):
     return project_services.project_update(
-        actor=org.admin, project=org.project, daily_schedule_hour_utc=3, executor=org.member
+        actor=org.admin, project=org.project, daily_schedule_hour_utc=3, executor_id=org.member.id
     )
 
 

@@ -52,7 +52,7 @@ def test_list_runs_a_constant_number_of_queries(client, org, django_assert_num_q
             organization=org.organization,
             name=f"p{i}",
             repository_url="/srv/git/p",
-            prebuild_environment_classes=[org.small, org.large],
+            prebuild_environment_class_ids=[org.small.id, org.large.id],
         )
     with django_assert_num_queries(len(one)):
         assert len(client.get("/projects/").context["projects"]) == 6

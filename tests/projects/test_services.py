@@ -1,3 +1,4 @@
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,8 +45,45 @@ def test_project_timeout_bounds_are_inclusive(org):
 
 def test_executor_must_be_a_member(org):
     with pytest.raises(InvalidArgument):
-        update(org, executor=org.outsider)
-    assert update(org, executor=org.member).executor == org.member
+        update(org, executor_id=org.outsider.id)
+    assert update(org, executor_id=org.member.id).executor == org.member
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"default_environment_class_id": "nope"}, "default_environment_class_id", "environment class nope not found"),
+        ({"prebuild_environment_class_ids": [uuid.uuid4()]}, "prebuild_configuration.environment_class_ids", None),
+        ({"executor_id": uuid.uuid4()}, "prebuild_configuration.executor", "executor not found"),
+    ],
+)
+def test_ids_that_name_nothing_are_refused_by_the_service(org, fields, field, message):
+    with pytest.raises(InvalidArgument) as exc:
+        update(org, **fields)
+    assert exc.value.field == field
+    assert message is None or exc.value.message == message
+
+
+def test_another_organizations_class_is_refused_by_the_service(org):
+    theirs = services.environment_class_create(
+        runner=services.runner_create(organization=org.other, name="theirs", queue="runner-theirs"),
+        display_name="theirs",
+    )
+    with pytest.raises(InvalidArgument) as exc:
+        update(org, default_environment_class_id=theirs.id)
+    assert (exc.value.field, exc.value.message) == (
+        "default_environment_class_id",
+        "default environment class not found",
+    )
+    with pytest.raises(InvalidArgument) as exc:
+        update(org, prebuild_environment_class_ids=[org.small.id, theirs.id])
+    assert exc.value.message == f"environment class {theirs.id} not found"
+    assert set(org.project.prebuild_environment_classes.all()) == {org.small, org.large}
+
+
+def test_the_role_is_checked_before_any_id_is_looked_up(org):
+    with pytest.raises(PermissionDenied):
+        services.project_update(actor=org.member, project=org.project, default_environment_class_id=uuid.uuid4())
 
 
 def test_only_admins_edit_projects(org):
@@ -69,7 +107,7 @@ def test_removing_a_class_announces_it(org):
         from django.test import TestCase
 
         with TestCase.captureOnCommitCallbacks(execute=True):
-            update(org, prebuild_environment_classes=[org.small])
+            update(org, prebuild_environment_class_ids=[org.small.id])
         with TestCase.captureOnCommitCallbacks(execute=True):
             update(org, prebuilds_enabled=False)
     finally:

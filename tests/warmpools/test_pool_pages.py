@@ -70,7 +70,9 @@ def test_list_runs_the_same_number_of_queries_for_1_and_many_pools(
     snapshot = make_prebuild(phase=PrebuildPhase.COMPLETED)
     classes = [project_services.environment_class_create(runner=org.runner, display_name=f"c{i}") for i in range(6)]
     project_services.project_update(
-        actor=org.admin, project=org.project, prebuild_environment_classes=[org.small, org.large, *classes]
+        actor=org.admin,
+        project=org.project,
+        prebuild_environment_class_ids=[c.id for c in (org.small, org.large, *classes)],
     )
     for environment_class in [org.large, *classes]:
         pool = make_pool(environment_class=environment_class, snapshot=snapshot)

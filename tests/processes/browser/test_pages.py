@@ -87,9 +87,9 @@ def test_trigger_form_validates_in_place_and_follows_the_project(page, org, log_
         organization=org.organization,
         name="api",
         repository_url="/srv/git/api",
-        default_environment_class=org.large,
+        default_environment_class_id=org.large.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[org.large],
+        prebuild_environment_class_ids=[org.large.id],
     )
     log_in("bob")
     page.goto("/prebuilds/")
@@ -184,7 +184,7 @@ def test_organization_switcher(page, org, log_in, make_prebuild):
         organization=beta,
         name="beta-app",
         repository_url="/srv/b",
-        default_environment_class=cls,
+        default_environment_class_id=cls.id,
     )
     log_in("bob")
     page.goto("/projects/")

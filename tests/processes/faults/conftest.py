@@ -232,7 +232,7 @@ def make_runner(org):
         environment_class = project_services.environment_class_create(runner=runner, display_name=f"class-{name}")
         classes = [*org.project.prebuild_environment_classes.all(), environment_class]
         org.project = project_services.project_update(
-            actor=org.admin, project=org.project, prebuild_environment_classes=classes
+            actor=org.admin, project=org.project, prebuild_environment_class_ids=[c.id for c in classes]
         )
         return runner, environment_class
 

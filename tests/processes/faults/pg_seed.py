@@ -21,9 +21,9 @@ def main() -> None:
         organization=organization,
         name="app",
         repository_url=os.environ["FAULT_REPO"],
-        default_environment_class=environment_class,
+        default_environment_class_id=environment_class.id,
         prebuilds_enabled=True,
-        prebuild_environment_classes=[environment_class],
+        prebuild_environment_class_ids=[environment_class.id],
         prebuild_timeout=timedelta(minutes=30),
     )
     timeout = timedelta(seconds=int(os.environ["FAULT_TIMEOUT_SECONDS"]))

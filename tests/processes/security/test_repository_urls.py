@@ -157,33 +157,6 @@ def test_rest_refuses_it_on_create_and_update(org, disk, case):
     assert Project.objects.get(pk=org.project.pk).repository_url == "/srv/git/app"
 
 
-def test_the_django_admin_form_applies_the_same_rule(org, disk, make_user):
-    # The admin site saves models directly; its project form must not be a way around the rule.
-    superuser = make_user("root", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(superuser)
-    form = {
-        "organization": str(org.organization.id),
-        "name": "stolen",
-        "repository_url": str(disk.link_to_theirs),
-        "branch": "main",
-        "devcontainer_path": ".devcontainer/devcontainer.json",
-        "prebuild_timeout": "01:00:00",
-    }
-    response = client.post("/admin/projects/project/add/", form)
-    assert response.status_code == 200  # the form again, with the error
-    assert "REPOSITORY_LOCAL_ROOTS" in response.content.decode()
-    assert not Project.objects.filter(name="stolen").exists()
-
-    response = client.post(f"/admin/projects/project/{org.project.id}/change/", {**form, "name": "app"})
-    assert "REPOSITORY_LOCAL_ROOTS" in response.content.decode()
-    assert Project.objects.get(pk=org.project.pk).repository_url == "/srv/git/app"
-
-    response = client.post("/admin/projects/project/add/", {**form, "repository_url": str(disk.ours)})
-    assert response.status_code == 302
-    assert Project.objects.get(name="stolen").repository_url == str(disk.ours)
-
-
 def saved_then_swapped(org, disk) -> Project:
     """The project saved while its link led to our own repository, the link then pointed elsewhere."""
     link = disk.allowed / "swappable"

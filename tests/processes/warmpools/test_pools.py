@@ -281,7 +281,9 @@ def test_disabling_prebuilds_deletes_the_pool(org):
 def test_removing_the_class_from_the_configuration_deletes_its_pool(org):
     pool = make_pool(org, min_size=0, max_size=1)
     with TestCase.captureOnCommitCallbacks(execute=True):
-        project_services.project_update(actor=org.admin, project=org.project, prebuild_environment_classes=[org.large])
+        project_services.project_update(
+            actor=org.admin, project=org.project, prebuild_environment_class_ids=[org.large.id]
+        )
     assert WarmPool.objects.get(id=pool.id).desired_phase == WarmPoolPhase.DELETED
 
 
