@@ -15,7 +15,16 @@ from runner._fs import cleanup_tree
 from tests.builders import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_REPO_SCRIPT = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
+# ../shared beside the checkout (/work/main -> /work/shared), found from a git worktree too
+# (/work/wt/<name> -> /work/shared): the nearest ancestor that holds it.
+SAMPLE_REPO_SCRIPT = next(
+    (
+        folder / "shared" / "fixtures" / "make_sample_repo.py"
+        for folder in REPO_ROOT.parents
+        if (folder / "shared" / "fixtures" / "make_sample_repo.py").is_file()
+    ),
+    REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py",
+)
 
 
 def is_postgres() -> bool:

@@ -14,7 +14,15 @@ from runner.errors import StopReason
 from runner.sandbox import find_bwrap
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-MAKE_SAMPLE_REPO = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
+# The nearest ancestor's shared/fixtures (beside the checkout, or above a git worktree).
+MAKE_SAMPLE_REPO = next(
+    (
+        folder / "shared" / "fixtures" / "make_sample_repo.py"
+        for folder in REPO_ROOT.parents
+        if (folder / "shared" / "fixtures" / "make_sample_repo.py").is_file()
+    ),
+    REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py",
+)
 
 requires_bwrap = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")
 
