@@ -6,6 +6,7 @@ import pytest
 
 from core.errors import FailedPrecondition
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 from warmpools import services as pool_services
 from warmpools.models import WarmPool
@@ -27,11 +28,11 @@ def test_a_resize_from_a_stale_copy_keeps_the_other_resize(org):
 
 def test_a_worker_holding_an_old_copy_cannot_revive_a_prebuild_the_reaper_failed(org):
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
-    worker_copy = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)  # STARTING
-    prebuild_services.prebuild_set_status(
+    worker_copy = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)  # STARTING
+    prebuild_status.prebuild_set_status(
         prebuild=Prebuild.objects.get(id=prebuild.id), phase=PrebuildPhase.FAILED, failure_message="runner lost"
     )
     with pytest.raises(FailedPrecondition):
-        prebuild_services.prebuild_set_status(prebuild=worker_copy, phase=PrebuildPhase.RUNNING)
+        prebuild_status.prebuild_set_status(prebuild=worker_copy, phase=PrebuildPhase.RUNNING)
     stored = Prebuild.objects.get(id=prebuild.id)
     assert (stored.phase, stored.failure_message, stored.status_version) == (PrebuildPhase.FAILED, "runner lost", 3)

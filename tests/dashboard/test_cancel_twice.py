@@ -5,6 +5,7 @@ import json
 import pytest
 
 from prebuilds import services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 def test_cancel_over_rest_then_connect_leaves_spec_version_at_2(org, api):
     prebuild = services.prebuild_create(actor=org.member, project=org.project)
-    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
-    prebuild = services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
 
     rest = api["member"].rest("post", f"/api/v1/prebuilds/{prebuild.id}/cancel/")
     assert rest.status_code == 200, rest.content

@@ -4,6 +4,7 @@ stays at version 2 (created = 1, first cancel = 2) and the runner sees one reque
 import pytest
 
 from prebuilds import services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def running(org):
     prebuild = services.prebuild_create(actor=org.member, project=org.project)
-    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
-    return services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
+    return prebuild_status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
 
 
 def test_cancelling_a_running_prebuild_twice_leaves_spec_version_at_2(org, running):

@@ -7,6 +7,7 @@ import pytest
 
 from core.errors import FailedPrecondition
 from prebuilds import phases, services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_the_status_write_allows_exactly_the_expected_moves(org):
             Prebuild.objects.filter(id=prebuild.id).update(phase=current, status_version=1)
             row = Prebuild.objects.get(id=prebuild.id)
             try:
-                services.prebuild_set_status(prebuild=row, phase=new)
+                prebuild_status.prebuild_set_status(prebuild=row, phase=new)
                 allowed = True
             except FailedPrecondition:
                 allowed = False
@@ -74,5 +75,5 @@ def test_a_completed_prebuild_cannot_run_again(org):
     Prebuild.objects.filter(id=prebuild.id).update(phase=PrebuildPhase.COMPLETED)
     prebuild.refresh_from_db()
     with pytest.raises(FailedPrecondition, match="cannot move from Completed to Running"):
-        services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
+        prebuild_status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.RUNNING)
     assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.COMPLETED

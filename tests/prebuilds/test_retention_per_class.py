@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from prebuilds import maintenance, services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +20,10 @@ def completed(org, environment_class, minutes):
     prebuild = services.prebuild_create(
         actor=org.member, project=org.project, environment_class_id=environment_class.id
     )
-    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     for phase in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild = services.prebuild_set_status(prebuild=prebuild, phase=phase)
-    return services.prebuild_set_status(
+        prebuild = prebuild_status.prebuild_set_status(prebuild=prebuild, phase=phase)
+    return prebuild_status.prebuild_set_status(
         prebuild=prebuild, phase=PrebuildPhase.COMPLETED, completion_time=CREATED + timedelta(minutes=minutes)
     )
 

@@ -5,6 +5,7 @@ import pytest
 from django.conf import settings
 
 from prebuilds import services
+from prebuilds import status as prebuild_status
 from prebuilds.models import Prebuild, PrebuildPhase
 
 pytestmark = pytest.mark.django_db
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 def test_a_prebuilds_failure_and_warning_messages_are_stored_without_host_paths(org, client):
     prebuild = services.prebuild_create(actor=org.member, project=org.project)
-    prebuild = services.prebuild_claim(prebuild_id=prebuild.id)
-    services.prebuild_set_status(
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild_status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.FAILED,
         failure_message=f"tar: {settings.WORKSPACES_DIR}/{prebuild.id}/src: Cannot open",

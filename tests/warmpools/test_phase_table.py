@@ -5,6 +5,7 @@ import pytest
 
 from core.errors import FailedPrecondition
 from warmpools import phases, services
+from warmpools import status as pool_status
 from warmpools.models import WarmPool, WarmPoolPhase
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_the_status_write_allows_exactly_the_expected_moves(org):
             WarmPool.objects.filter(id=pool.id).update(phase=current, status_version=1)
             row = WarmPool.objects.get(id=pool.id)
             try:
-                services.warm_pool_set_status(pool=row, phase=new)
+                pool_status.warm_pool_set_status(pool=row, phase=new)
                 allowed = True
             except FailedPrecondition:
                 allowed = False

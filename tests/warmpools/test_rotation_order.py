@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import PrebuildPhase
 from warmpools import services
 from warmpools.models import WarmPool
@@ -17,10 +18,10 @@ T = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
 def completed_at(org, when):
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
-    prebuild = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     for phase in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild = prebuild_services.prebuild_set_status(prebuild=prebuild, phase=phase)
-    return prebuild_services.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.COMPLETED, completion_time=when)
+        prebuild = prebuild_status.prebuild_set_status(prebuild=prebuild, phase=phase)
+    return prebuild_status.prebuild_set_status(prebuild=prebuild, phase=PrebuildPhase.COMPLETED, completion_time=when)
 
 
 def test_a_pool_moves_forward_and_never_back(org):

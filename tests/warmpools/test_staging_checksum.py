@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from prebuilds import services as prebuild_services
+from prebuilds import status as prebuild_status
 from prebuilds.models import PrebuildPhase
 from projects.runner_bridge import snapshot_store
 from runner._fs import cleanup_tree
@@ -39,10 +40,10 @@ def snapshot(org):
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
     with snapshot_store().open_writer(str(prebuild.id)) as out:
         out.write(data)
-    prebuild = prebuild_services.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     for phase in (PrebuildPhase.RUNNING, PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
-        prebuild = prebuild_services.prebuild_set_status(prebuild=prebuild, phase=phase)
-    prebuild = prebuild_services.prebuild_set_status(
+        prebuild = prebuild_status.prebuild_set_status(prebuild=prebuild, phase=phase)
+    prebuild = prebuild_status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.COMPLETED,
         snapshot_sha256=hashlib.sha256(data).hexdigest(),

@@ -9,6 +9,7 @@ from django.test import Client
 
 from projects.services import api_token_create
 from warmpools import services
+from warmpools import status as pool_status
 from warmpools.models import WarmPool, WarmPoolPhase
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ def test_a_pools_failure_message_is_stored_without_host_paths(org):
         actor=org.admin, project=org.project, environment_class_id=org.small.id, max_size=1
     )
     folder = settings.POOLS_DIR / str(pool.id)
-    services.warm_pool_set_status(
+    pool_status.warm_pool_set_status(
         pool=pool, phase=WarmPoolPhase.DEGRADED, failure_message=f"cannot create {folder}/staged-1: disk full"
     )
     redacted = f"cannot create <warm pools>/{pool.id}/staged-1: disk full"
