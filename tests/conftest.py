@@ -179,11 +179,13 @@ def pytest_addoption(parser):
     )
 
 
-@pytest.fixture(autouse=True)
-def _no_processes(request, monkeypatch):
-    """Under --no-processes, starting a child process fails the test that tried: the fast lane is
-    honest about what it runs, and a test that needs a process belongs in tests/processes/."""
+@pytest.fixture(autouse=True, scope="session")
+def _no_processes(request):
+    """Under --no-processes, starting a child process fails whatever tried: the fast lane is honest
+    about what it runs, and a test that needs a process belongs in tests/processes/. Session-wide,
+    so that a module- or session-scoped fixture (a live server, say) cannot start one either."""
     if not request.config.getoption("--no-processes"):
+        yield
         return
 
     def refuse(*args, **kwargs):
@@ -191,7 +193,9 @@ def _no_processes(request, monkeypatch):
 
     import subprocess
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
-    monkeypatch.setattr(os, "fork", refuse)
-    monkeypatch.setattr(os, "posix_spawn", refuse)
-    monkeypatch.setattr(os, "posix_spawnp", refuse)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refuse)
+        patch.setattr(os, "fork", refuse)
+        patch.setattr(os, "posix_spawn", refuse)
+        patch.setattr(os, "posix_spawnp", refuse)
+        yield
