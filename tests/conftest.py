@@ -1,18 +1,27 @@
 """Shared fixtures: a small organization with an admin, a member and an outsider, a runner, classes
-and a project with prebuilds enabled on one class."""
+and a project with prebuilds enabled on two of them; the process guard of the fast lane."""
 
 import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from projects import services as project_services
-from projects.models import Role
 from runner._fs import cleanup_tree
-from tests.builders import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
+from tests.builders import (  # noqa: F401 (shared fixtures)
+    add_step,
+    make_classes,
+    make_environment,
+    make_organization,
+    make_pool,
+    make_prebuild,
+    make_runner,
+    make_users,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_REPO_SCRIPT = REPO_ROOT.parent / "shared" / "fixtures" / "make_sample_repo.py"
@@ -31,17 +40,15 @@ def make_user(db):
 
 
 @pytest.fixture
-def org(db, make_user):
-    admin = make_user("alice")
-    member = make_user("bob")
-    outsider = make_user("mallory")
-    organization = project_services.organization_create(name="Acme", admin=admin)
-    project_services.membership_set(organization=organization, user=member, role=Role.MEMBER)
-    other = project_services.organization_create(name="Other", admin=outsider)
-    runner = project_services.runner_create(organization=organization, name="local", queue="runner-test")
-    small = project_services.environment_class_create(runner=runner, display_name="small")
-    large = project_services.environment_class_create(runner=runner, display_name="large")
-    unconfigured = project_services.environment_class_create(runner=runner, display_name="gpu")
+def org(db):
+    """Acme (admin alice, member bob) with a runner, the classes small, large and gpu, and the
+    project app with prebuilds on small and large; Other, whose admin is mallory (the outsider).
+    Made with the builders (a dozen statements); the project through project_create."""
+    admin, member, outsider = make_users("alice", "bob", "mallory")
+    organization = make_organization("Acme", admin=admin, members=[member])
+    other = make_organization("Other", admin=outsider)
+    runner = make_runner(organization, name="local", queue="runner-test")
+    small, large, unconfigured = make_classes(runner, "small", "large", "gpu")
     project = project_services.project_create(
         actor=admin,
         organization=organization,
@@ -52,15 +59,18 @@ def org(db, make_user):
         prebuild_environment_classes=[small, large],
         prebuild_timeout=timedelta(minutes=30),
     )
-
-    class Org:
-        pass
-
-    o = Org()
-    o.organization, o.other = organization, other
-    o.admin, o.member, o.outsider = admin, member, outsider
-    o.runner, o.small, o.large, o.unconfigured, o.project = runner, small, large, unconfigured, project
-    return o
+    return SimpleNamespace(
+        organization=organization,
+        other=other,
+        admin=admin,
+        member=member,
+        outsider=outsider,
+        runner=runner,
+        small=small,
+        large=large,
+        unconfigured=unconfigured,
+        project=project,
+    )
 
 
 def pytest_configure(config):
