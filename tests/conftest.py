@@ -2,7 +2,9 @@
 and a project with prebuilds enabled on two of them; the process guard of the fast lane."""
 
 import os
+import socket
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth import get_user_model
 
+from dashboard.celery import app as celery_app
 from projects import services as project_services
 from runner._fs import cleanup_tree
 from tests.builders import (  # noqa: F401 (shared fixtures)
@@ -134,17 +137,29 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
+def wait_for_worker(process, name: str, seconds: float = 60) -> None:
+    """Until the worker answers a ping through the broker: from then on it consumes its queues."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the worker {name} exited at start with {process.returncode}")
+        if celery_app.control.ping(destination=[name], timeout=0.5, limit=1):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker {name} did not answer a ping within {seconds:.0f} s")
+
+
 @pytest.fixture
 def start_worker(transactional_db):
     """Start real Celery worker processes (each on the given queues) for this test's database."""
     import signal
     import subprocess
     import sys
-    import time
 
     workers = []
 
     def start(queues: str, *, concurrency: int = 2, **env) -> subprocess.Popen:
+        name = f"test{len(workers)}@{socket.gethostname()}"
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -162,7 +177,7 @@ def start_worker(transactional_db):
                 "--loglevel",
                 "WARNING",
                 "--hostname",
-                f"test{len(workers)}@%h",
+                name,
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -172,8 +187,7 @@ def start_worker(transactional_db):
             start_new_session=True,
         )
         workers.append(process)
-        time.sleep(0.5)
-        assert process.poll() is None, "the worker exited at start"
+        wait_for_worker(process, name)
         return process
 
     yield start
