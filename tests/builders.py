@@ -1,15 +1,55 @@
-"""Helpers for the page tests: prebuilds and pools in a given state, made through the services and
-then moved to the state under test the way the runner side would report it."""
+"""Builders for tests. Plain functions that make only what a test asks for, in few statements: users,
+an organization with its members, a runner with classes. And fixtures for the page tests: prebuilds
+and pools in a given state, made through the services and then moved to the state under test the
+way the runner side would report it."""
 
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from prebuilds import services as prebuild_services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
+from projects.models import EnvironmentClass, Membership, Organization, Role, Runner
 from warmpools import services as pool_services
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool
+
+# The rows below are the ones the services write (organization_create, membership_set, runner_create,
+# environment_class_create), written together: one INSERT per table instead of one per row, and none
+# of the services' re-reads. What the services do besides, forgetting a user's cached roles and
+# tokens, has nothing to forget for users made here. The services have tests of their own.
+
+
+def make_users(*usernames, **fields) -> list:
+    """Users whose password is "pw-<username>" (as create_user makes them), in one INSERT."""
+    User = get_user_model()
+    users = []
+    for username in usernames:
+        user = User(username=User.normalize_username(username), **fields)
+        user.set_password("pw-" + username)
+        users.append(user)
+    return User.objects.bulk_create(users)
+
+
+def make_organization(name, *, admin=None, members=()) -> Organization:
+    """An organization with an admin and members (role MEMBER): two INSERTs."""
+    organization = Organization.objects.create(name=name)
+    memberships = [Membership(organization=organization, user=admin, role=Role.ADMIN)] if admin else []
+    memberships += [Membership(organization=organization, user=user, role=Role.MEMBER) for user in members]
+    Membership.objects.bulk_create(memberships)
+    return organization
+
+
+def make_runner(organization, *, name="local", queue="runner-test") -> Runner:
+    return Runner.objects.create(organization=organization, name=name, queue=queue)
+
+
+def make_classes(runner, *display_names, **fields) -> list[EnvironmentClass]:
+    """Environment classes of a runner with the services' defaults (the model's), in one INSERT."""
+    return EnvironmentClass.objects.bulk_create(
+        [EnvironmentClass(runner=runner, display_name=name, **fields) for name in display_names]
+    )
 
 
 @pytest.fixture

@@ -1,18 +1,30 @@
 """Shared fixtures: a small organization with an admin, a member and an outsider, a runner, classes
-and a project with prebuilds enabled on one class."""
+and a project with prebuilds enabled on two of them; the process guard of the fast lane."""
 
 import os
+import socket
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
 
+from dashboard.celery import app as celery_app
 from projects import services as project_services
-from projects.models import Role
 from runner._fs import cleanup_tree
-from tests.builders import add_step, make_environment, make_pool, make_prebuild  # noqa: F401 (shared fixtures)
+from tests.builders import (  # noqa: F401 (shared fixtures)
+    add_step,
+    make_classes,
+    make_environment,
+    make_organization,
+    make_pool,
+    make_prebuild,
+    make_runner,
+    make_users,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ../shared beside the checkout (/work/main -> /work/shared), found from a git worktree too
@@ -40,17 +52,15 @@ def make_user(db):
 
 
 @pytest.fixture
-def org(db, make_user):
-    admin = make_user("alice")
-    member = make_user("bob")
-    outsider = make_user("mallory")
-    organization = project_services.organization_create(name="Acme", admin=admin)
-    project_services.membership_set(organization=organization, user=member, role=Role.MEMBER)
-    other = project_services.organization_create(name="Other", admin=outsider)
-    runner = project_services.runner_create(organization=organization, name="local", queue="runner-test")
-    small = project_services.environment_class_create(runner=runner, display_name="small")
-    large = project_services.environment_class_create(runner=runner, display_name="large")
-    unconfigured = project_services.environment_class_create(runner=runner, display_name="gpu")
+def org(db):
+    """Acme (admin alice, member bob) with a runner, the classes small, large and gpu, and the
+    project app with prebuilds on small and large; Other, whose admin is mallory (the outsider).
+    Made with the builders (a dozen statements); the project through project_create."""
+    admin, member, outsider = make_users("alice", "bob", "mallory")
+    organization = make_organization("Acme", admin=admin, members=[member])
+    other = make_organization("Other", admin=outsider)
+    runner = make_runner(organization, name="local", queue="runner-test")
+    small, large, unconfigured = make_classes(runner, "small", "large", "gpu")
     project = project_services.project_create(
         actor=admin,
         organization=organization,
@@ -61,15 +71,18 @@ def org(db, make_user):
         prebuild_environment_class_ids=[small.id, large.id],
         prebuild_timeout=timedelta(minutes=30),
     )
-
-    class Org:
-        pass
-
-    o = Org()
-    o.organization, o.other = organization, other
-    o.admin, o.member, o.outsider = admin, member, outsider
-    o.runner, o.small, o.large, o.unconfigured, o.project = runner, small, large, unconfigured, project
-    return o
+    return SimpleNamespace(
+        organization=organization,
+        other=other,
+        admin=admin,
+        member=member,
+        outsider=outsider,
+        runner=runner,
+        small=small,
+        large=large,
+        unconfigured=unconfigured,
+        project=project,
+    )
 
 
 def pytest_configure(config):
@@ -77,6 +90,42 @@ def pytest_configure(config):
 
     # Password hashing is deliberately slow; the tests create many users and do not test hashing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    _whitenoise_scans_static_files_once()
+
+
+def _whitenoise_scans_static_files_once():
+    """A server process builds its middleware once, and whitenoise then lists every static file
+    (WHITENOISE_USE_FINDERS); Django's test client builds the middleware anew for every Client, so a
+    run listed the ~200 files some 400 times (a quarter of the fast lane's time). Here the table is
+    built once per set of settings that shape it and shared, as in one server process."""
+    from django.conf import settings
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    scan = WhiteNoiseMiddleware.add_files_from_finders
+    tables: dict = {}
+
+    def add_files_from_finders(self):
+        key = (
+            self.static_prefix,
+            self.max_age,
+            self.allow_all_origins,
+            self.charset,
+            self.add_headers_function,
+            self.index_file,
+            repr(getattr(settings, "WHITENOISE_IMMUTABLE_FILE_TEST", None)),
+            repr(getattr(settings, "WHITENOISE_MIMETYPES", None)),
+            tuple(map(str, settings.STATICFILES_DIRS)),
+            tuple(settings.INSTALLED_APPS),
+        )
+        if key not in tables:
+            before = dict(self.files)
+            scan(self)
+            tables[key] = {url: f for url, f in self.files.items() if before.get(url) is not f}
+        # Static files found by the finders come after STATIC_ROOT's (add_files_from_finders
+        # overwrites them), as in the original.
+        self.files.update(tables[key])
+
+    WhiteNoiseMiddleware.add_files_from_finders = add_files_from_finders
 
 
 def subprocess_env(**extra) -> dict:
@@ -97,17 +146,29 @@ def subprocess_env(**extra) -> dict:
     return env
 
 
+def wait_for_worker(process, name: str, seconds: float = 60) -> None:
+    """Until the worker answers a ping through the broker: from then on it consumes its queues."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the worker {name} exited at start with {process.returncode}")
+        if celery_app.control.ping(destination=[name], timeout=0.5, limit=1):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker {name} did not answer a ping within {seconds:.0f} s")
+
+
 @pytest.fixture
 def start_worker(transactional_db):
     """Start real Celery worker processes (each on the given queues) for this test's database."""
     import signal
     import subprocess
     import sys
-    import time
 
     workers = []
 
     def start(queues: str, *, concurrency: int = 2, **env) -> subprocess.Popen:
+        name = f"test{len(workers)}@{socket.gethostname()}"
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -125,7 +186,7 @@ def start_worker(transactional_db):
                 "--loglevel",
                 "WARNING",
                 "--hostname",
-                f"test{len(workers)}@%h",
+                name,
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -135,8 +196,7 @@ def start_worker(transactional_db):
             start_new_session=True,
         )
         workers.append(process)
-        time.sleep(0.5)
-        assert process.poll() is None, "the worker exited at start"
+        wait_for_worker(process, name)
         return process
 
     yield start
@@ -188,11 +248,13 @@ def pytest_addoption(parser):
     )
 
 
-@pytest.fixture(autouse=True)
-def _no_processes(request, monkeypatch):
-    """Under --no-processes, starting a child process fails the test that tried: the fast lane is
-    honest about what it runs, and a test that needs a process belongs in tests/processes/."""
+@pytest.fixture(autouse=True, scope="session")
+def _no_processes(request):
+    """Under --no-processes, starting a child process fails whatever tried: the fast lane is honest
+    about what it runs, and a test that needs a process belongs in tests/processes/. Session-wide,
+    so that a module- or session-scoped fixture (a live server, say) cannot start one either."""
     if not request.config.getoption("--no-processes"):
+        yield
         return
 
     def refuse(*args, **kwargs):
@@ -200,7 +262,9 @@ def _no_processes(request, monkeypatch):
 
     import subprocess
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
-    monkeypatch.setattr(os, "fork", refuse)
-    monkeypatch.setattr(os, "posix_spawn", refuse)
-    monkeypatch.setattr(os, "posix_spawnp", refuse)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refuse)
+        patch.setattr(os, "fork", refuse)
+        patch.setattr(os, "posix_spawn", refuse)
+        patch.setattr(os, "posix_spawnp", refuse)
+        yield

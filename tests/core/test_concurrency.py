@@ -1,6 +1,9 @@
-"""Two writers at once, each on its own database connection: no update is lost, versions stay
-consistent, and the one-pool-per-pair rule holds. Meaningful on PostgreSQL (real row-level
-concurrency); on SQLite the writes are serialized by the database lock, so the test still runs."""
+"""Two writers at once, each on its own database connection and with its own copy of the row, read
+before either writes: no update is lost, versions stay consistent, and the one-pool-per-pair rule
+holds. On PostgreSQL the writes really overlap; on SQLite the database lock serializes them, and the
+second writer still starts from the stale copy it read, so a lost update shows there too (with one
+instance shared by both threads, the first writer's changes reached the second through the object,
+and the tests passed without compare-and-swap)."""
 
 import threading
 
@@ -19,15 +22,18 @@ from warmpools.models import Environment, EnvironmentPhase, WarmPool
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_together(*functions):
-    """Start the functions in threads behind a barrier so they really overlap; collect results."""
+def run_together(*functions, each_reads=None):
+    """Start the functions in threads behind a barrier so they really overlap; collect results.
+    With `each_reads`, every thread first reads its own copy with it (on its own connection), and
+    only then, once all have read, calls its function with that copy."""
     barrier = threading.Barrier(len(functions))
     results = [None] * len(functions)
 
     def runner(i, fn):
         try:
+            own = each_reads() if each_reads else None
             barrier.wait()
-            results[i] = fn()
+            results[i] = fn(own) if each_reads else fn()
         except Exception as exc:  # handed back to the test, which asserts on it
             results[i] = exc
         finally:
@@ -47,10 +53,10 @@ def test_concurrent_resizes_lose_no_update(org):
     )
     rounds = 10
     for i in range(rounds):
-        fresh = WarmPool.objects.get(id=pool.id)  # both writers start from the same read
         results = run_together(
-            lambda f=fresh, i=i: pool_services.warm_pool_update(actor=org.admin, pool=f, max_size=10 + i),
-            lambda f=fresh, i=i: pool_services.warm_pool_update(actor=org.admin, pool=f, min_size=1 + i % 3),
+            lambda f, i=i: pool_services.warm_pool_update(actor=org.admin, pool=f, max_size=10 + i),
+            lambda f, i=i: pool_services.warm_pool_update(actor=org.admin, pool=f, min_size=1 + i % 3),
+            each_reads=lambda: WarmPool.objects.get(id=pool.id),  # both writers start from the same version
         )
         assert not [r for r in results if isinstance(r, Exception)]
         final = WarmPool.objects.get(id=pool.id)
@@ -63,10 +69,10 @@ def test_concurrent_cancels_of_one_prebuild_write_once(org):
     for _ in range(5):
         prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
         prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
-        fresh = Prebuild.objects.get(id=prebuild.id)
         results = run_together(
-            lambda f=fresh: prebuild_services.prebuild_cancel(actor=org.member, prebuild=f),
-            lambda f=fresh: prebuild_services.prebuild_cancel(actor=org.admin, prebuild=f),
+            lambda f: prebuild_services.prebuild_cancel(actor=org.member, prebuild=f),
+            lambda f: prebuild_services.prebuild_cancel(actor=org.admin, prebuild=f),
+            each_reads=lambda p=prebuild: Prebuild.objects.get(id=p.id),
         )
         assert not [r for r in results if isinstance(r, Exception)]
         final = Prebuild.objects.get(id=prebuild.id)
@@ -79,8 +85,9 @@ def test_concurrent_cancel_and_status_write_keep_both(org):
     prebuild = prebuild_services.prebuild_create(actor=org.member, project=org.project)
     claimed = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     results = run_together(
-        lambda: prebuild_services.prebuild_cancel(actor=org.member, prebuild=Prebuild.objects.get(id=prebuild.id)),
-        lambda: prebuild_status.prebuild_set_status(prebuild=claimed, phase=PrebuildPhase.RUNNING),
+        lambda own: prebuild_services.prebuild_cancel(actor=org.member, prebuild=own),
+        lambda own: prebuild_status.prebuild_set_status(prebuild=own, phase=PrebuildPhase.RUNNING),
+        each_reads=lambda: Prebuild.objects.get(id=claimed.id),
     )
     assert not [r for r in results if isinstance(r, Exception)]
     final = Prebuild.objects.get(id=prebuild.id)
@@ -110,12 +117,11 @@ def test_concurrent_environment_delete_and_ready_report_keep_both(org):
     for _ in range(5):
         environment = pool_services.environment_create(actor=org.member, project=org.project)
         results = run_together(
-            lambda e=environment: pool_services.environment_delete(
-                actor=org.member, environment=Environment.objects.get(id=e.id)
+            lambda own: pool_services.environment_delete(actor=org.member, environment=own),
+            lambda own: pool_status.environment_ready(
+                environment=own, path="/w", ready_at=timezone.now(), ready_after_ms=1.0
             ),
-            lambda e=environment: pool_status.environment_ready(
-                environment=Environment.objects.get(id=e.id), path="/w", ready_at=timezone.now(), ready_after_ms=1.0
-            ),
+            each_reads=lambda e=environment: Environment.objects.get(id=e.id),
         )
         assert not [r for r in results if isinstance(r, Exception)]
         final = Environment.objects.get(id=environment.id)

@@ -264,8 +264,7 @@ def test_a_pending_prebuild_whose_message_was_lost_is_picked_up_again(org, start
 
     with app.connection_for_write() as connection:
         assert connection.default_channel.queue_purge("runner-test") == 1
-    start_worker(QUEUES)
-    time.sleep(2)
+    start_worker(QUEUES)  # returns once the worker answers a ping, i.e. consumes its (empty) queues
     assert Prebuild.objects.get(id=prebuild.id).phase == PrebuildPhase.PENDING
     assert maintenance.reap()["requeued"] == 1
     prebuild = wait_for(prebuild.id, {PrebuildPhase.COMPLETED, PrebuildPhase.FAILED})

@@ -1,5 +1,5 @@
 """A live server for the API tests: gunicorn (as in production) on a free port, with its own
-DATA_DIR and SQLite database seeded by tests/dashboard/live_seed.py, and optionally a Celery worker."""
+DATA_DIR and SQLite database seeded by tests/processes/api/live_seed.py, and optionally a Celery worker."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def start_live_server(data_dir: Path, queue: str = "runner-live") -> LiveServer:
     manage = [sys.executable, str(REPO_ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v0"], env=env, check=True, cwd=REPO_ROOT)
     seeded = subprocess.run(
-        [*manage, "shell", "-c", "from tests.dashboard.live_seed import main; main()"],
+        [*manage, "shell", "-c", "from tests.processes.api.live_seed import main; main()"],
         env=env,
         check=True,
         cwd=REPO_ROOT,

@@ -12,7 +12,7 @@ from gitpod.v1 import prebuild_pb2 as pb
 from ona_sdk import create_client
 
 from runner._fs import cleanup_tree
-from tests.dashboard.live import start_live_server
+from tests.processes.api.live import start_live_server
 
 pytestmark = pytest.mark.slow
 

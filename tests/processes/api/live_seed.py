@@ -1,5 +1,5 @@
 """Data for a live server process, created in that process's own database (pytest-django's test
-database is invisible to it). Run as `manage.py shell -c "from tests.dashboard.live_seed import main; main()"`
+database is invisible to it). Run as `manage.py shell -c "from tests.processes.api.live_seed import main; main()"`
 with the server's DATA_DIR; prints the ids and tokens as JSON.
 
 LIVE_REPO names a local git repository for the projects; LIVE_QUEUE the runner's queue.

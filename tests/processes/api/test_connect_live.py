@@ -16,7 +16,7 @@ from gitpod.v1.pagination_pb2 import PaginationRequest
 from google.protobuf.duration_pb2 import Duration
 from ona_sdk import create_client
 
-from tests.dashboard.live import start_live_server
+from tests.processes.api.live import start_live_server
 
 pytestmark = pytest.mark.slow
 
