@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run run-prod test test-fast test-faults lint bench clean
+.PHONY: install run run-prod test test-fast test-faults mutation lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: install lint
 # The fast lane: every test that starts no process (all but tests/processes/); one that tries fails.
 test-fast: install
 	$(PY) -m pytest --no-processes --ignore=tests/processes $(PYTEST_ARGS)
+
+# A mutation run: each of the rules in scripts/mutation_run.py broken in turn, and the tests that must
+# notice run against it (about 6 minutes); the score and any survivor at the end.
+mutation: install
+	$(PY) scripts/mutation_run.py $(MUTANTS)
 
 # The fault tests alone; they need PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL), else they skip.
 test-faults: install

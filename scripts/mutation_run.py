@@ -17,8 +17,8 @@ Exit status: 0 all killed; 1 a mutant survived; 2 a snippet is missing or not un
 re-targets it after code moves: the message names the mutant and its file); 3 the baseline
 failed (the tests fail without any mutant, so a "kill" would mean nothing).
 
-Run it from the worktree with the project's interpreter: `/work/main/.venv/bin/python
-scripts/mutation_run.py` (the tests run under the same interpreter, from the repository root).
+Run it with the project's interpreter, `make mutation` (or `.venv/bin/python scripts/mutation_run.py`):
+the tests run under the same interpreter, from the repository root.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ MUTANTS = [
     m(
         "pool-max-size-20",
         "warmpools/services.py",
-        "if max_size > limit:",
-        "if max_size >= limit:",
+        "if max_size > shape.max_size.max_value:",
+        "if max_size >= shape.max_size.max_value:",
         ["tests/warmpools/test_size_limit.py", "tests/dashboard/test_pool_size_limit.py"],
         "a warm pool's max_size may be 20 (refused from 21), on create and on resize, over every API",
     ),
@@ -135,7 +135,7 @@ MUTANTS = [
     ),
     m(
         "prebuild-claim-once",
-        "prebuilds/services.py",
+        "prebuilds/status.py",
         "id=prebuild_id, phase=PrebuildPhase.PENDING, desired_phase=PrebuildPhase.UNSPECIFIED",
         "id=prebuild_id, desired_phase=PrebuildPhase.UNSPECIFIED",
         "tests/prebuilds/test_services.py::test_claim_happens_once",
@@ -143,7 +143,7 @@ MUTANTS = [
     ),
     m(
         "instance-claim-conditional",
-        "warmpools/environments.py",
+        "warmpools/status.py",
         "PoolInstance.objects.filter(id=instance_id, state=InstanceState.RUNNING).update(",
         "PoolInstance.objects.filter(id=instance_id).update(",
         "tests/processes/warmpools/test_pools.py::test_twenty_concurrent_claims_against_a_pool_of_five",
@@ -151,7 +151,7 @@ MUTANTS = [
     ),
     m(
         "status-fields-only",
-        "prebuilds/services.py",
+        "prebuilds/status.py",
         "unknown = set(fields) - STATUS_FIELDS",
         "unknown = set()",
         "tests/prebuilds/test_services.py::test_status_writes_refuse_unknown_fields",
@@ -283,7 +283,7 @@ MUTANTS = [
     # --- what callers read ---------------------------------------------------------------------
     m(
         "prebuild-message-redaction",
-        "prebuilds/services.py",
+        "prebuilds/status.py",
         "fields[message] = redact_paths(fields[message])",
         "fields[message] = fields[message]",
         "tests/prebuilds/test_status_redaction.py",
@@ -291,7 +291,7 @@ MUTANTS = [
     ),
     m(
         "pool-message-redaction",
-        "warmpools/services.py",
+        "warmpools/status.py",
         'fields["failure_message"] = redact_paths(fields["failure_message"])',
         'fields["failure_message"] = fields["failure_message"]',
         "tests/warmpools/test_status_redaction.py",
@@ -316,7 +316,7 @@ MUTANTS = [
     ),
     m(
         "schedule-pause-after-three",
-        "prebuilds/services.py",
+        "prebuilds/status.py",
         "if state.consecutive_failures >= limit and state.paused_at is None:",
         "if state.consecutive_failures > limit and state.paused_at is None:",
         "tests/prebuilds/test_maintenance.py::test_three_failed_scheduled_prebuilds_pause_the_pair_until_a_manual_success",
@@ -338,6 +338,49 @@ MUTANTS = [
         "real = policy.resolve_repository(local) or local",
         "tests/processes/security/test_repository_urls.py::test_a_link_swapped_after_saving_is_caught_when_the_prebuild_clones",
         "the runner checks a local repository's real path again when it clones",
+    ),
+    # --- the house's structure (issue 12) -----------------------------------------------------
+    m(
+        "pool-size-limit-declared-once",
+        "warmpools/shapes.py",
+        'Field("max_size", "max_size", min_value=0, max_value=20,',
+        'Field("max_size", "max_size", min_value=0, max_value=19,',
+        ["tests/warmpools/test_size_limit.py", "tests/dashboard/test_pool_size_limit.py"],
+        "the pool size limit is declared once, in the request shape, and every interface reads it there",
+    ),
+    m(
+        "prebuild-sent-to-its-runner",
+        "prebuilds/dispatch.py",
+        "_send_on_commit(RUN_PREBUILD, prebuild.id, queue=prebuild.environment_class.runner.queue)",
+        "_send_on_commit(RUN_PREBUILD, prebuild.id)",
+        "tests/prebuilds/test_dispatch.py",
+        "a prebuild is sent, by name, to the queue of its class's runner",
+    ),
+    m(
+        "prebuild-task-name",
+        "prebuilds/dispatch.py",
+        'RUN_PREBUILD = "prebuilds.tasks.run_prebuild"',
+        'RUN_PREBUILD = "prebuilds.tasks.run"',
+        "tests/prebuilds/test_dispatch.py",
+        "dispatch by name names a task the worker registers",
+    ),
+    m(
+        "environment-sent-after-commit",
+        "warmpools/dispatch.py",
+        "transaction.on_commit(lambda: current_app.send_task(name, args=args, queue=queue))",
+        "current_app.send_task(name, args=args, queue=queue)",
+        "tests/warmpools/test_environments.py",
+        "environment work is sent only once its transaction commits (a rollback sends nothing)",
+    ),
+    m(
+        "environment-delete-idempotent",
+        "warmpools/services.py",
+        """        if current.desired_phase == EnvironmentPhase.DELETED:
+            return None
+        return {"desired_phase": EnvironmentPhase.DELETED}""",
+        """        return {"desired_phase": EnvironmentPhase.DELETED}""",
+        "tests/warmpools/test_environments.py",
+        "deleting an environment twice writes its spec once (spec_version 2)",
     ),
 ]
 
