@@ -54,6 +54,7 @@ def django_settings_for_fuzzing():
     request_finished.connect(close_old_connections)
 
 
+@pytest.mark.fuzz
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
