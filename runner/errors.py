@@ -29,6 +29,15 @@ class DevcontainerError(RunnerError):
     """devcontainer.json is unreadable, not valid JSONC, or has a badly shaped field."""
 
 
+class ArgumentRefused(RunnerError):
+    """A container engine command line was refused by the container policy: argument names the
+    offending argument (as written, with its value when it has one)."""
+
+    def __init__(self, message: str, *, argument: str):
+        super().__init__(message)
+        self.argument = argument
+
+
 class CheckoutError(RunnerError):
     """git clone failed."""
 
