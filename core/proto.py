@@ -1,15 +1,13 @@
-"""Wire helpers shared by the gitpod.v1 conversions of every room: timestamps, durations, subjects."""
+"""Wire helpers shared by the gitpod.v1 conversions of every room: timestamps and durations."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gitpod.v1.identity_pb2 import Subject
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from core.errors import InvalidArgument
-from projects.models import Principal
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -34,8 +32,3 @@ def parse_duration(text: str, *, field: str) -> timedelta:
         return d.ToTimedelta()
     except (ValueError, OverflowError, TypeError):
         raise InvalidArgument(f'{field} must be a duration in seconds such as "3600s"', field=field) from None
-
-
-def user_subject(user_id) -> Subject | None:
-    """A user as a gitpod.v1 Subject (principal USER; the id is the user's UUID)."""
-    return Subject(id=str(user_id), principal=Principal.USER) if user_id else None

@@ -11,8 +11,9 @@ from django.db.models import QuerySet
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.identity_pb2 import Subject
 
-from core.proto import duration, timestamp, user_subject
+from core.proto import duration, timestamp
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
+from projects.models import Principal
 
 # The wire names of the enums, for parsing names and for documenting them (REST and OpenAPI).
 ALL_PHASE_NAMES = list(pb.PrebuildPhase.keys())
@@ -89,3 +90,8 @@ def prebuild_message(prebuild: Prebuild) -> pb.Prebuild:
             snapshot_size_bytes=prebuild.snapshot_size_bytes or 0,
         ),
     )
+
+
+def user_subject(user_id) -> Subject | None:
+    """A user as a gitpod.v1 Subject (principal USER; the id is the user's UUID)."""
+    return Subject(id=str(user_id), principal=Principal.USER) if user_id else None
