@@ -24,3 +24,11 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def workspace(work_dir):
+    """A workspace folder the sandbox user can reach (inside tests/conftest.py's work_dir)."""
+    path = work_dir / "ws"
+    path.mkdir()
+    return path

@@ -10,14 +10,12 @@ Either way the runner host stays out of reach: a listener on the host's address 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from projects import runner_bridge
 from projects import services as project_services
-from runner._fs import cleanup_tree
 from runner.sandbox import find_bwrap, run_sandboxed
 from tests.processes.security.test_sandbox_network import METADATA, PROBE, host_address, listen, saw_connection
 
@@ -25,15 +23,6 @@ pytestmark = [
     pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed"),
     pytest.mark.django_db,
 ]
-
-
-@pytest.fixture
-def workspace():
-    path = Path(tempfile.mkdtemp(prefix="security-class-net-", dir="/tmp"))
-    path.chmod(0o711)
-    (path / "ws").mkdir()
-    yield path / "ws"
-    cleanup_tree(path)
 
 
 @pytest.fixture

@@ -22,12 +22,10 @@ import ipaddress
 import json
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from runner._fs import cleanup_tree
 from runner.sandbox import SandboxLimits, find_bwrap, run_sandboxed
 
 pytestmark = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")
@@ -73,15 +71,6 @@ except OSError:
     report["resolv_conf"] = None
 print("PROBE " + json.dumps(report))
 """
-
-
-@pytest.fixture
-def workspace():
-    path = Path(tempfile.mkdtemp(prefix="security-net-", dir="/tmp"))
-    path.chmod(0o711)
-    (path / "ws").mkdir()
-    yield path / "ws"
-    cleanup_tree(path)
 
 
 def host_address() -> str:
