@@ -86,8 +86,10 @@ def read(
     if page is not None:
         return page
     page = _read_chunks(prebuild_id, after, before, tail, limit)
-    if page.last is None:
-        # Archived between the two reads: archive() packs and deletes the chunks in one transaction.
+    if not page.lines:
+        # Archived meanwhile: archive() packs and deletes the chunks in one transaction, but this
+        # reader's archive lookup, bounds and rows are separate statements, and the archive may
+        # commit between any two of them (then the chunks read as empty or as bounds without rows).
         page = _read_archive(prebuild_id, after, before, tail, limit) or page
     return page
 
