@@ -12,7 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Dev Containers CLI for the container backend, pinned in package-lock.json; Node from the
+# system. Without npm the runner keeps to the bubblewrap backend (make run says so).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "npm not found: the Dev Containers CLI is not installed (the container backend needs it)"; fi
+
+install: $(STAMP) $(NODE_STAMP)
 
 run: install
 	$(PY) manage.py migrate --no-input

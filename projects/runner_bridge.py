@@ -66,6 +66,7 @@ def sandbox_limits(environment_class) -> SandboxLimits:
         tmp_bytes=min(MAX_TMP_BYTES, memory_bytes // 4),
         origin=f"environment class {environment_class.display_name!r}",
         allowed_private_networks=tuple(settings.SANDBOX_ALLOWED_PRIVATE_NETWORKS),
+        cpus=float(environment_class.cpu_cores),
     )
 
 

@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from . import checkout, devcontainer
+from . import checkout, container_run, devcontainer
 from ._fs import cleanup_tree
 from .errors import CheckoutError, DevcontainerError, LifecycleFailed, SandboxError, Stopped, StopReason, StoreError
 from .lifecycle import LogLine, StepEvent, now, run_lifecycle
@@ -103,6 +103,8 @@ class PrebuildJob:
     uids: UidPool | None = None  # None: runner.uids.default_pool()
     # Where a local repository may be cloned from (checkout.LocalSources); None: no policy.
     local_sources: checkout.LocalSources | None = None
+    # The container backend (podman and the Dev Containers CLI); None: the bubblewrap sandbox.
+    container: container_run.ContainerBackend | None = None
 
 
 class PrebuildResult(StrEnum):
@@ -229,6 +231,8 @@ class _Run:
         )
 
         config = devcontainer.load_devcontainer(workspace, job.devcontainer_path)
+        if job.container is not None:
+            return self.execute_in_container(workspace, config)
         if config is None:
             paths = " or ".join(devcontainer.candidate_paths(job.devcontainer_path))
             self.warnings.append(f"No devcontainer.json found at {paths}; the snapshot holds the plain checkout.")
@@ -276,3 +280,58 @@ class _Run:
             lambda snap: {"bytes": snap.size_bytes, "detail": snap.sha256},
         )
         return self.outcome(PrebuildResult.COMPLETED, snapshot=info)
+
+    def execute_in_container(self, workspace: Path, config: devcontainer.DevcontainerConfig | None) -> PrebuildOutcome:
+        job, reporter, backend = self.job, self.reporter, self.job.container
+        if config is None:
+            paths = " or ".join(devcontainer.candidate_paths(job.devcontainer_path))
+            self.warnings.append(
+                f"No devcontainer.json found at {paths}; the prebuild used the default image {backend.default_image}."
+            )
+        prepared = container_run.prepare_config(workspace, config, backend.default_image)
+        if prepared.vetted.warning():
+            self.warnings.append(prepared.vetted.warning() + ".")
+        run_dir = backend.work_dir / f"run-{job.prebuild_id}"
+        cleanup_tree(run_dir)
+        try:
+            reporter.phase("RUNNING")
+            try:
+                result = container_run.run_cli(
+                    backend,
+                    run_id=job.prebuild_id,
+                    workspace=workspace,
+                    config_path=prepared.path,
+                    limits=job.limits,
+                    on_lines=self.log_lines,
+                    on_step=reporter.step,
+                    should_stop=reporter.should_stop,
+                    deadline=self.deadline,
+                    on_tick=self.tick,
+                    run_dir=run_dir,
+                )
+            finally:
+                prepared.restore()
+                reporter.phase("STOPPING")
+            reporter.phase("SNAPSHOTTING")
+
+            def on_progress(percent: int) -> None:
+                reporter.progress(percent)
+                self.tick()
+
+            info = self.timed_step(
+                "snapshot",
+                lambda: container_run.snapshot_container(
+                    backend,
+                    container_id=result.container_id,
+                    workspace=workspace,
+                    workspace_folder=result.workspace_folder or f"/workspaces/{workspace.name}",
+                    snapshot_id=job.snapshot_id,
+                    on_progress=on_progress,
+                    should_stop=reporter.should_stop,
+                ),
+                lambda snap: {"bytes": snap.size_bytes, "detail": snap.image},
+            )
+            return self.outcome(PrebuildResult.COMPLETED, snapshot=info)
+        finally:
+            # No container outlives its prebuild: its snapshot is in the registry now, or it failed.
+            container_run.cleanup_run(backend, job.prebuild_id, run_dir)

@@ -138,6 +138,8 @@ class SandboxLimits:
     # CIDRs inside the private ranges that a networked sandbox may reach (plain data from the
     # SANDBOX_ALLOWED_PRIVATE_NETWORKS setting); everything else private stays unreachable.
     allowed_private_networks: tuple[str, ...] = ()
+    # CPUs a container may use (the container backend's cgroup limit; bubblewrap has cpu_seconds).
+    cpus: float | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class SnapshotInfo:
     sha256: str  # of the stored bytes
     file_count: int  # everything but directories
     source_bytes: int  # sum of the sizes of the regular files
+    # The container backend's snapshots are OCI images: the registry reference pinned by digest
+    # (sha256 is then the manifest digest, and size_bytes the snapshot's own layer).
+    image: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,413 @@
+"""A prebuild in the devcontainer's own container: the reference Dev Containers CLI on podman.
+
+`devcontainer up --prebuild` does what the spec says a prebuild does (pull or build the image,
+features included, start the container, run onCreateCommand and updateContentCommand, nothing
+after), with podman behind the guard (runner.podman_guard) and a vetted copy of the repository's
+devcontainer.json (runner.container_policy.vet_config: initializeCommand, privileged, widening
+runArgs, host mounts, compose files dropped and named in the warning). Its JSON event stream
+becomes the prebuild's steps and log lines, live. Then the container's changes and the workspace
+become one OCI layer above its image (runner.oci), pushed to the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._fs import cleanup_tree
+from ._proc import Watched, process_group_killer, pump, raise_if_stopped
+from .container_policy import VettedConfig, vet_config
+from .devcontainer import DevcontainerConfig
+from .errors import LifecycleFailed, SandboxError
+from .lifecycle import LogLine, StepEvent, now
+from .oci import IdShift, Layer, LayerSource, Layout, Registry, push, snapshot_manifest, tree_size, write_layer
+from .podman import ORG_LABEL, RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
+from .sandbox import SandboxLimits
+from .snapshot import SnapshotInfo
+
+# Without a devcontainer.json the spec's tools start a default image (Codespaces and Ona do too).
+DEFAULT_IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
+_EXIT = re.compile(r"failed with exit code (\d+)")
+_LIFECYCLE = re.compile(r"^Running (\w+)\.\.\.$")
+_ANNOUNCED = re.compile(r"Running the (\w+) from ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class ContainerBackend:
+    """Everything the container backend needs on a runner host."""
+
+    podman: Podman
+    cli: Path  # the Dev Containers CLI (node_modules/.bin/devcontainer)
+    registry: Registry
+    layout: Layout  # the runner's OCI layout (base image cache)
+    work_dir: Path  # per-run folders (the guard's policy, the CLI's temporary files)
+    organization: str = ""
+    default_image: str = DEFAULT_IMAGE
+
+
+@dataclass
+class CliResult:
+    container_id: str | None
+    workspace_folder: str | None
+    failure: str | None
+
+
+class _Events:
+    """The CLI's --log-format json stream to steps and log lines."""
+
+    def __init__(self, on_lines: Callable[[list[LogLine]], None], on_step: Callable[[StepEvent], None], podman: Podman):
+        self.on_lines, self.on_step, self.podman = on_lines, on_step, podman
+        self.open: dict[str, StepEvent] = {}  # step -> its start
+        self.lifecycle: str | None = None
+        self.exit_status: int | None = None
+        self.failed_step: str | None = None
+        self.image: str | None = None
+        self.stdout: list[str] = []
+
+    def start(self, step: str) -> None:
+        if step not in self.open:
+            event = StepEvent(step, "running", now())
+            self.open[step] = event
+            self.on_step(event)
+
+    def end(self, step: str, status: str, **extra) -> None:
+        started = self.open.pop(step, None)
+        if started is not None:
+            self.on_step(StepEvent(step, status, started.started_at, now(), **extra))
+
+    def close_all(self, status: str) -> None:
+        for step in list(self.open):
+            self.end(step, status, exit_status=self.exit_status if step == self.failed_step else None)
+
+    def feed(self, batch: list[tuple[str, str, str]]) -> None:
+        lines: list[LogLine] = []
+        for _label, stream, text in batch:
+            if stream == "stdout":
+                self.stdout.append(text)
+                continue
+            try:
+                event = json.loads(text)
+            except ValueError:
+                lines.append((self.lifecycle or "container", "stderr", text))
+                continue
+            if not isinstance(event, dict):
+                continue
+            lines.extend(self._event(event))
+        if lines:
+            self.on_lines(lines)
+
+    def _event(self, event: dict) -> list[LogLine]:
+        kind, text = event.get("type"), str(event.get("text", ""))
+        if kind == "progress":
+            match = _LIFECYCLE.match(str(event.get("name", "")))
+            if match:
+                step, status = match.group(1), event.get("status")
+                if status == "running":
+                    self.end("container", "succeeded")
+                    self.lifecycle = step
+                    self.start(step)
+                elif status in ("succeeded", "failed"):
+                    if status == "failed":
+                        self.failed_step = step
+                    self.end(step, status, exit_status=self.exit_status if status == "failed" else 0)
+                    self.lifecycle = None
+            return []
+        if kind in ("start", "stop"):
+            self._phase(kind, text)
+            return []
+        if kind == "raw" or (kind == "text" and event.get("level", 0) >= 3):
+            if match := _EXIT.search(text):
+                self.exit_status = int(match.group(1))
+            if match := _ANNOUNCED.search(text):
+                # The CLI announces a lifecycle command just before its progress event: the line
+                # belongs to the command's own step.
+                self.end("container", "succeeded")
+                self.lifecycle = match.group(1)
+                self.start(self.lifecycle)
+            step = self.lifecycle or self._current()
+            return [(step, "stdout", line) for line in _lines(text)]
+        return []
+
+    def _current(self) -> str:
+        return next(reversed(self.open), "container") if self.open else "container"
+
+    def _phase(self, kind: str, text: str) -> None:
+        if text.startswith("Run: ") and " pull " in f" {text[5:]} ":
+            if kind == "start":
+                self.image = text.split()[-1]
+                self.start("image")
+            else:
+                self.end("image", "succeeded", bytes=self._image_bytes())
+        elif text.startswith("Run: ") and (" build " in text or " buildx build " in text):
+            if kind == "start":
+                self.start("build")
+            else:
+                self.end("build", "succeeded")
+        elif text == "Starting container" and kind == "start":
+            self.start("container")
+
+    def _image_bytes(self) -> int | None:
+        if not self.image:
+            return None
+        done = self.podman.run("image", "inspect", "--format", "{{.Size}}", self.image, check=False)
+        return int(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip().isdigit() else None
+
+
+def _lines(text: str) -> list[str]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    return [line for line in text.split("\n")] if text.strip() else []
+
+
+@dataclass(frozen=True)
+class PreparedConfig:
+    path: Path  # what the CLI reads
+    vetted: VettedConfig
+    original: bytes | None  # the repository's own file, put back by restore()
+
+    def restore(self) -> None:
+        self.path.unlink(missing_ok=True)
+        if self.original is not None:
+            self.path.write_bytes(self.original)
+
+
+def prepare_config(workspace: Path, config: DevcontainerConfig | None, default_image: str) -> PreparedConfig:
+    """Put the vetted configuration in place of the repository's file (the CLI reads only files
+    named devcontainer.json, and its relative paths, build.context and ./features, must mean what
+    they meant). restore() puts the repository's own file back before the snapshot."""
+    if config is None:
+        vetted = VettedConfig({"image": default_image}, ())
+        path = workspace / ".devcontainer.json"
+    else:
+        vetted = vet_config(config.data)
+        path = workspace / config.path
+    original = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    path.unlink(missing_ok=True)  # a link of that name is not ours to follow
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        json.dump(vetted.data, f)
+    return PreparedConfig(path, vetted, original)
+
+
+def run_cli(
+    backend: ContainerBackend,
+    *,
+    run_id: str,
+    workspace: Path,
+    config_path: Path,
+    limits: SandboxLimits,
+    on_lines: Callable[[list[LogLine]], None],
+    on_step: Callable[[StepEvent], None],
+    should_stop,
+    deadline: float | None,
+    on_tick: Callable[[], None] | None,
+    run_dir: Path,
+) -> CliResult:
+    """`devcontainer up --prebuild` for the workspace; the container is left running."""
+    tmp = run_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    refusals = run_dir / "refused.txt"
+    policy = GuardPolicy(
+        podman=_which(backend.podman.binary),
+        workspace=str(workspace),
+        run_id=run_id,
+        organization=backend.organization,
+        network=network_option(limits.allow_network),
+        memory_bytes=limits.memory_bytes or 0,
+        cpus=limits.cpus or 0,
+        pids_limit=limits.max_processes or 0,
+        build_roots=[str(tmp)],
+        refusals_path=str(refusals),
+    )
+    shim = write_guard(run_dir / "guard", policy)
+    command = [
+        str(backend.cli),
+        "up",
+        "--workspace-folder",
+        str(workspace),
+        "--config",
+        str(config_path),
+        "--prebuild",
+        "--docker-path",
+        str(shim),
+        "--log-format",
+        "json",
+        "--id-label",
+        f"{RUN_LABEL}={run_id}",
+        "--id-label",
+        f"{ORG_LABEL}={backend.organization}",
+        "--remove-existing-container",
+        "--update-remote-user-uid-default",
+        "never",
+    ]
+    env = {**backend.podman.env(), "TMPDIR": str(tmp)}
+    events = _Events(on_lines, on_step, backend.podman)
+    popen = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(run_dir),
+        start_new_session=True,
+    )
+    watched = Watched("cli", popen, process_group_killer(popen))
+    try:
+        results = pump([watched], on_lines=events.feed, should_stop=should_stop, deadline=deadline, on_tick=on_tick)
+    except BaseException:
+        events.close_all("stopped")
+        raise
+    if results["cli"].stopped_reason:
+        events.close_all("stopped")
+    raise_if_stopped(results)
+    outcome = _outcome(events.stdout)
+    if refusals.exists():
+        events.close_all("failed")
+        reasons = refusals.read_text().strip().splitlines()
+        raise SandboxError(reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)")
+    if outcome.get("outcome") != "success":
+        events.close_all("failed")
+        step = events.failed_step
+        if step is not None:
+            status = events.exit_status
+            raise LifecycleFailed(
+                f"{step} exited with status {status}" if status is not None else f"{step} failed",
+                step=step,
+                exit_status=status,
+            )
+        message = outcome.get("description") or outcome.get("message") or "the Dev Containers CLI failed"
+        raise SandboxError(f"the container could not be started: {_ANSI.sub('', str(message))}")
+    events.close_all("succeeded")
+    return CliResult(outcome.get("containerId"), outcome.get("remoteWorkspaceFolder"), None)
+
+
+def _outcome(stdout: list[str]) -> dict:
+    for line in reversed(stdout):
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict) and "outcome" in value:
+                return value
+    return {"outcome": "error", "message": "the Dev Containers CLI gave no result"}
+
+
+def _which(binary: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        raise SandboxError(f"{binary} is not installed on this runner")
+    return os.path.realpath(found)
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    image_id: str
+    upper_dir: Path
+    shift: IdShift
+    labels: dict[str, str]
+
+
+def inspect_container(podman: Podman, container_id: str) -> ContainerState:
+    data = json.loads(podman.run("container", "inspect", container_id).stdout)[0]
+    mappings = (data.get("HostConfig") or {}).get("IDMappings") or {}
+    shift = IdShift(_base(mappings.get("UidMap")), _base(mappings.get("GidMap")))
+    upper = (data.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
+    if not upper:
+        raise SandboxError("the container's storage has no upper directory (is podman using overlay?)")
+    labels = {k: v for k, v in ((data.get("Config") or {}).get("Labels") or {}).items() if k == "devcontainer.metadata"}
+    return ContainerState(data["Image"], Path(upper), shift, labels)
+
+
+def _base(mapping) -> int:
+    # podman shows ["0:2147483647:65536"] (container:host:size); the range of container id 0.
+    for entry in mapping or []:
+        inside, host, _size = (int(x) for x in str(entry).split(":"))
+        if inside == 0:
+            return host
+    return 0
+
+
+def _ensure_base(backend: ContainerBackend, image_id: str) -> str:
+    """The image the container ran, in the runner's OCI layout (once per image: a cache)."""
+    ref = f"base-{image_id[:32]}"
+    with contextlib.suppress(Exception):
+        backend.layout.manifest_of(ref)
+        return ref
+    backend.layout.root.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["skopeo", "copy", "--quiet", f"containers-storage:{image_id}", f"oci:{backend.layout.root}:{ref}"],
+        env=backend.podman.env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise SandboxError(f"cannot read the container's image: {done.stderr.strip().splitlines()[-1:]}")
+    return ref
+
+
+def snapshot_container(
+    backend: ContainerBackend,
+    *,
+    container_id: str,
+    workspace: Path,
+    workspace_folder: str,
+    snapshot_id: str,
+    on_progress: Callable[[int], None],
+    should_stop,
+) -> SnapshotInfo:
+    podman = backend.podman
+    podman.run("stop", "-t", "2", container_id, timeout=60)
+    state = inspect_container(podman, container_id)
+    target = workspace_folder.strip("/")
+    sources = [
+        LayerSource(state.upper_dir, overlay=True, skip=frozenset({target})),
+        LayerSource(workspace, prefix=target),
+    ]
+    total, files = tree_size(sources)
+    total = max(1, total)
+    last = [-1]
+
+    def on_bytes(done: int) -> None:
+        # Writing the layer is most of the work; the push of a layer to a registry on the runner's
+        # network is the last tenth.
+        percent = min(90, done * 90 // total)
+        if percent != last[0]:
+            last[0] = percent
+            on_progress(percent)
+
+    base_ref = _ensure_base(backend, state.image_id)
+    layer: Layer = write_layer(backend.layout.blobs, sources, state.shift, on_bytes=on_bytes, should_stop=should_stop)
+    manifest = snapshot_manifest(backend.layout, base_ref, layer, state.labels, created_by=f"prebuild {snapshot_id}")
+    manifest_digest, manifest_size = backend.layout.put_json(manifest)
+    ref = f"snapshot-{snapshot_id}"
+    backend.layout.tag(ref, manifest_digest, manifest_size)
+    try:
+        with tempfile.NamedTemporaryFile(dir=backend.work_dir, prefix="digest-") as digest_file:
+            digest = push(backend.layout, ref, backend.registry, snapshot_id, podman.env(), Path(digest_file.name))
+    finally:
+        # The layout keeps base images only: the snapshot's own blobs are in the registry now.
+        backend.layout.untag(ref, blobs=[layer.digest, manifest["config"]["digest"], manifest_digest])
+    on_progress(100)
+    return SnapshotInfo(
+        size_bytes=layer.size,
+        sha256=digest.removeprefix("sha256:"),
+        file_count=files,
+        source_bytes=total,
+        image=backend.registry.pinned(digest),
+    )
+
+
+def cleanup_run(backend: ContainerBackend, run_id: str, run_dir: Path) -> None:
+    backend.podman.remove_run(run_id)
+    cleanup_tree(run_dir)

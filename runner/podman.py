@@ -1,0 +1,163 @@
+"""The container engine: podman, driven with the runner's own settings.
+
+Podman reads the runner host's registry configuration as any podman host does (registries.conf
+and registries.conf.d for mirrors and insecure registries, auth.json for credentials), so an
+operator configures images as usual. What this host kind needs to run containers at all is in the
+runner's own containers.conf (CONTAINERS_CONF): runc (crun refuses the host's hybrid cgroup
+layout), the cgroupfs manager (no systemd) and no default ulimits (root here lacks
+CAP_SYS_RESOURCE).
+
+The Dev Containers CLI runs podman through the guard (runner.podman_guard): every argument vector
+it passes is vetted by runner.container_policy, and the guard adds what the runner decides (user
+namespace, network, the class's limits, the run's label) to every container it creates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import SandboxError, SandboxUnavailable
+
+CONTAINERS_CONF = """\
+# Written by the prebuild runner: what podman needs on this host kind (see runner/podman.py).
+[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+# Labels stamped on every container a run creates: which run, and which organization it is for.
+RUN_LABEL = "dev.prebuilds.run"
+ORG_LABEL = "dev.prebuilds.organization"
+
+
+def podman_available(binary: str = "podman") -> bool:
+    return shutil.which(binary) is not None
+
+
+@dataclass(frozen=True)
+class Podman:
+    """How the runner calls podman: the binary, and a folder of its own for containers.conf and
+    the guard. registries_conf: a registries.conf to use instead of the host's (tests; an operator
+    normally leaves it None)."""
+
+    home: Path
+    binary: str = "podman"
+    registries_conf: Path | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.home / "containers.conf"
+
+    def ensure(self) -> None:
+        if shutil.which(self.binary) is None:
+            raise SandboxUnavailable(f"podman ({self.binary}) is not installed on this runner")
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.conf_path.exists() or self.conf_path.read_text() != CONTAINERS_CONF:
+            tmp = self.conf_path.with_suffix(".tmp")
+            tmp.write_text(CONTAINERS_CONF)
+            tmp.replace(self.conf_path)
+        (self.home / "cli-home").mkdir(mode=0o700, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        """The whole environment of podman and of the Dev Containers CLI: nothing of the worker's
+        own (its database URL, secret key, broker password), because devcontainer.json can copy
+        the CLI's environment into the container with ${localEnv:NAME}."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(self.home / "cli-home"),
+            "LANG": "C.UTF-8",
+            "CONTAINERS_CONF": str(self.conf_path),
+        }
+        if self.registries_conf is not None:
+            env["CONTAINERS_REGISTRIES_CONF"] = str(self.registries_conf)
+        return env
+
+    def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        try:
+            done = subprocess.run(
+                [self.binary, *args],
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SandboxError(f"podman {args[0]} did not finish within {timeout:.0f} s") from exc
+        if check and done.returncode != 0:
+            raise SandboxError(f"podman {' '.join(args[:2])} failed: {_last_line(done.stderr)}")
+        return done
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove every container of a run, running or not (idempotent)."""
+        ids = self.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}", check=False).stdout.split()
+        if ids:
+            self.run("rm", "-f", "-t", "0", *ids, check=False, timeout=60)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """What the guard enforces for one run, written to a file the guard reads on every call."""
+
+    podman: str  # the real podman binary
+    workspace: str  # the only host folder a container may bind (the checkout)
+    run_id: str
+    organization: str
+    network: str  # "none", or slirp4netns egress without the host's loopback
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    build_roots: list[str] = field(default_factory=list)  # further folders a build may read
+    refusals_path: str = ""  # where refused vectors are recorded for the failure message
+
+    def run_options(self) -> list[str]:
+        return [
+            "--userns=auto",
+            f"--network={self.network}",
+            f"--memory={self.memory_bytes}",
+            f"--memory-swap={self.memory_bytes}",  # no swap beyond the limit
+            f"--cpus={self.cpus:g}",
+            f"--pids-limit={self.pids_limit}",
+            f"--label={RUN_LABEL}={self.run_id}",
+            f"--label={ORG_LABEL}={self.organization}",
+        ]
+
+
+GUARD_POLICY_ENV = "PREBUILD_GUARD_POLICY"
+
+
+def write_guard(directory: Path, policy: GuardPolicy) -> Path:
+    """A policy file and an executable that runs the guard with it: the CLI's --docker-path."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    policy_path = directory / "policy.json"
+    policy_path.write_text(json.dumps(asdict(policy)))
+    policy_path.chmod(0o600)
+    shim = directory / "podman"
+    # -I: the guard imports only the runner's own code and the standard library, whatever the
+    # environment says.
+    shim.write_text(
+        f'#!/bin/sh\n{GUARD_POLICY_ENV}="{policy_path}" exec "{sys.executable}" -I -m runner.podman_guard "$@"\n'
+    )
+    shim.chmod(stat.S_IRWXU)
+    return shim
+
+
+def network_option(allow_network: bool) -> str:
+    # Egress only: slirp4netns without the host's loopback (127.0.0.1 inside is the container's
+    # own; the host's gateway address is not mapped to the host).
+    return "slirp4netns:allow_host_loopback=false" if allow_network else "none"

@@ -1,0 +1,218 @@
+"""The podman the Dev Containers CLI runs (its --docker-path): vet, add the runner's options, exec.
+
+Every argument vector is checked by runner.container_policy.vet_podman_argv before podman sees it,
+whichever CLI version or configuration produced it. Then the guard adds what the runner decides
+and the repository cannot ask for:
+
+- on run and create: a user namespace of its own (--userns=auto: root inside is an unprivileged
+  host uid), the environment class's network, memory, CPU and process limits, and the run's labels;
+  the workspace bind gets U (its files are chowned into the container's id range, or root inside
+  could not write its own checkout);
+- on build: no network unless the class allows it, and the class's memory. Not a user namespace:
+  podman 4.3 writes a --userns=auto build's files with the shifted host ids, so no container could
+  start from the image (containers/container-libs#914); a build's RUN steps run as root in
+  podman's build container, with its default capabilities, as on any rootful podman host;
+- named volumes are renamed into the run's own namespace (a repository's "cache" volume is not
+  another tenant's "cache");
+- exec, start, stop, rm and container inspect act only on containers of this run;
+- before the first command run as a user other than root (the devcontainer's remoteUser), the
+  workspace is handed to that user (chown -R inside the container), as a Codespace's checkout
+  belongs to its user: the bind mount's U gave it to the container's root.
+
+The CLI adds --userns=keep-id on podman when a remoteUser is set (meant for rootless podman; a
+rootful podman refuses it): the guard drops it, since --userns=auto replaces it.
+Runs as `python -I -m runner.podman_guard`, so it imports only the standard library and runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .container_policy import parse_mount, vet_podman_argv
+from .errors import ArgumentRefused
+from .podman import GUARD_POLICY_ENV, RUN_LABEL, GuardPolicy
+
+REFUSED_EXIT = 125  # podman's own status for "the command could not run"
+_OWNED_SUBCOMMANDS = {"exec", "start", "stop", "rm"}
+
+
+def volume_name(policy: GuardPolicy, name: str) -> str:
+    return f"prebuild-{policy.run_id}-{name}"
+
+
+def rewrite(policy: GuardPolicy, argv: list[str]) -> list[str]:
+    """argv vetted and completed with the runner's options; raises ArgumentRefused."""
+    args = list(argv)
+    sub = args[0] if args else ""
+    if sub in ("run", "create"):
+        args = _drop_keep_id(args)
+        args = _rename_volumes(policy, args)
+    vet_podman_argv(
+        args,
+        workspace=policy.workspace,
+        allowed_volumes_prefix=volume_name(policy, ""),
+        build_roots=policy.build_roots,
+    )
+    if sub in ("run", "create"):
+        args = [sub, *policy.run_options(), *(_own_workspace(policy, a) for a in args[1:])]
+    elif sub == "build" or args[:2] == ["buildx", "build"]:
+        n = 2 if sub == "buildx" else 1
+        limits = [f"--network={'none' if policy.network == 'none' else 'private'}", f"--memory={policy.memory_bytes}"]
+        args = [*args[:n], *limits, *args[n:]]
+    return args
+
+
+def _drop_keep_id(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        if args[i] == "--userns=keep-id":
+            i += 1
+        elif args[i] == "--userns" and i + 1 < len(args) and args[i + 1] == "keep-id":
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
+def _rename_volumes(policy: GuardPolicy, args: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(args):
+        value_of_mount = i > 0 and args[i - 1] == "--mount"
+        if arg.startswith("--mount=") or value_of_mount:
+            prefix, value = ("--mount=", arg[len("--mount=") :]) if arg.startswith("--mount=") else ("", arg)
+            fields = parse_mount(value)
+            if isinstance(fields, dict) and fields.get("type", "volume") == "volume" and fields.get("source"):
+                fields["source"] = volume_name(policy, fields["source"])
+                arg = prefix + ",".join(f"{k}={v}" for k, v in fields.items())
+        out.append(arg)
+    return out
+
+
+def _own_workspace(policy: GuardPolicy, arg: str) -> str:
+    fields = parse_mount(arg) if arg.startswith("type=bind") else None
+    if isinstance(fields, dict) and os.path.realpath(fields.get("source", "")) == os.path.realpath(policy.workspace):
+        _state(WORKSPACE_TARGET).write_text(fields.get("target", ""))
+        return arg + ",U=true"
+    return arg
+
+
+WORKSPACE_TARGET = "workspace-target"
+
+
+def _state(name: str) -> Path:
+    """A file of this run's guard state, beside its policy (the guard runs once per podman call)."""
+    return Path(os.environ[GUARD_POLICY_ENV]).parent / name
+
+
+def hand_over_workspace(policy: GuardPolicy, args: list[str]) -> None:
+    """exec -u USER (not root) for the first time: chown the workspace to USER first."""
+    if args[:1] != ["exec"]:
+        return
+    options, container = parse_exec(args[1:])
+    user = options.get("--user", "")
+    if not container or user in ("", "root", "0") or user.startswith(("root:", "0:")):
+        return
+    target, marker = _state(WORKSPACE_TARGET), _state("workspace-owner")
+    if not target.exists() or marker.exists():
+        return
+    owner = user if ":" in user else f"{user}:"
+    subprocess.run(
+        [policy.podman, "exec", "-u", "root", container, "chown", "-R", owner, target.read_text()],
+        capture_output=True,
+        env=os.environ,
+        check=False,
+    )
+    marker.write_text(user)
+
+
+def check_ownership(policy: GuardPolicy, args: list[str]) -> None:
+    """exec, start, stop, rm and inspect --type container name containers: only this run's."""
+    sub = args[0] if args else ""
+    if (
+        sub == "inspect"
+        and "--type" in args
+        and args[args.index("--type") + 1 : args.index("--type") + 2] == ["container"]
+    ):
+        names = [a for a in args[1:] if not a.startswith("-") and a != "container"]
+    elif sub in _OWNED_SUBCOMMANDS:
+        names = [a for a in args[1:] if not a.startswith("-")]
+        if sub == "exec":
+            names = _exec_container(args[1:])
+        elif sub == "stop":
+            names = [a for a in names if not a.isdigit()]  # -t N
+    else:
+        return
+    for name in names:
+        labels = subprocess.run(
+            [policy.podman, "container", "inspect", "--format", "{{json .Config.Labels}}", name],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+        )
+        owner = (json.loads(labels.stdout or "null") or {}).get(RUN_LABEL) if labels.returncode == 0 else None
+        if owner != policy.run_id:
+            raise ArgumentRefused(f"podman {sub}: {name}: not a container of this prebuild", argument=name)
+
+
+_EXEC_VALUED = {
+    **{name: "--user" for name in ("-u", "--user")},
+    **{name: "--env" for name in ("-e", "--env")},
+    **{name: "--workdir" for name in ("-w", "--workdir")},
+}
+
+
+def parse_exec(args: list[str]) -> tuple[dict[str, str], str | None]:
+    """podman exec [options] CONTAINER COMMAND...: the valued options (by long name; the last one
+    given wins) and the container."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if arg in _EXEC_VALUED and i + 1 < len(args):
+            options[_EXEC_VALUED[arg]] = args[i + 1]
+            i += 2
+        elif eq and name in _EXEC_VALUED:
+            options[_EXEC_VALUED[name]] = value
+            i += 1
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return options, arg
+    return options, None
+
+
+def _exec_container(args: list[str]) -> list[str]:
+    container = parse_exec(args)[1]
+    return [container] if container else []
+
+
+def load_policy() -> GuardPolicy:
+    with open(os.environ[GUARD_POLICY_ENV]) as f:
+        return GuardPolicy(**json.load(f))
+
+
+def main(argv: list[str]) -> int:
+    policy = load_policy()
+    try:
+        args = rewrite(policy, argv)
+        check_ownership(policy, args)
+        hand_over_workspace(policy, args)
+    except ArgumentRefused as refused:
+        message = f"refused by the runner's container policy: {refused}"
+        if policy.refusals_path:
+            with open(policy.refusals_path, "a") as f:
+                f.write(message + "\n")
+        print(message, file=sys.stderr)
+        return REFUSED_EXIT
+    os.execve(policy.podman, [policy.podman, *args], os.environ)
+    return REFUSED_EXIT  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,106 @@
+"""A real container host for the container backend's tests: podman (rootful, runc, cgroupfs), the
+reference Dev Containers CLI from the project's node_modules, a real OCI registry (docker-registry)
+started for the session, and the base image built from Debian packages (mmdebstrap, cached across
+runs in PREBUILDS_IMAGE_CACHE) pushed to it. A registries.conf mirror makes the sample
+repositories' image name, mcr.microsoft.com/devcontainers/base:bookworm, resolve to that registry,
+as an operator's mirror would: nothing reaches the internet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.container_run import ContainerBackend
+from runner.images import EmbeddedRegistry, build_base_image, free_port, push_image
+from runner.oci import Layout, Registry
+from runner.podman import RUN_LABEL, Podman
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CLI = REPO_ROOT / "node_modules" / ".bin" / "devcontainer"
+SAMPLE_IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
+IMAGE_CACHE = Path(os.environ.get("PREBUILDS_IMAGE_CACHE", "/var/tmp/prebuilds-images"))
+TOOLS = ("podman", "skopeo", "docker-registry", "mmdebstrap")
+
+
+def _missing() -> str | None:
+    absent = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if absent:
+        return f"not installed: {', '.join(absent)}"
+    if not CLI.exists():
+        return "the Dev Containers CLI is not installed (make install runs npm ci)"
+    subuid = Path("/etc/subuid")
+    if not subuid.exists() or not any(line.startswith("containers:") for line in subuid.read_text().splitlines()):
+        return "/etc/subuid has no range for the user containers (podman --userns=auto needs one)"
+    return None
+
+
+@dataclass
+class ContainerHost:
+    root: Path
+    podman: Podman
+    registry: EmbeddedRegistry
+
+    def backend(self, work: Path, organization: str = "org-test") -> ContainerBackend:
+        work.mkdir(parents=True, exist_ok=True)
+        return ContainerBackend(
+            podman=self.podman,
+            cli=CLI,
+            registry=Registry(self.registry.address, repository=f"prebuilds/{organization}"),
+            layout=Layout(self.root / "layout"),
+            work_dir=work,
+            organization=organization,
+        )
+
+    def containers(self, run_id: str) -> list[str]:
+        out = self.podman.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}").stdout
+        return out.split()
+
+
+@pytest.fixture(scope="session")
+def container_host(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        pytest.skip(f"the container backend cannot run here: {reason}")
+    root = tmp_path_factory.mktemp("container-host")
+    registry = EmbeddedRegistry(root / "registry", free_port()).start()
+    registries_conf = root / "registries.conf"
+    registries_conf.write_text(
+        "unqualified-search-registries = []\n"
+        '[[registry]]\nprefix = "mcr.microsoft.com"\nlocation = "mcr.microsoft.com"\n'
+        f'[[registry.mirror]]\nlocation = "{registry.address}"\ninsecure = true\n'
+        f'[[registry]]\nlocation = "{registry.address}"\ninsecure = true\n'
+    )
+    podman = Podman(home=root / "podman", registries_conf=registries_conf)
+    podman.ensure()
+    base = build_base_image(podman, IMAGE_CACHE)
+    push_image(podman, base, f"{registry.address}/devcontainers/base:bookworm")
+    # The sample image comes through the mirror: a run pulls it (and the timeline shows the pull).
+    podman.run("rmi", "-f", SAMPLE_IMAGE, check=False)
+    yield ContainerHost(root, podman, registry)
+    registry.stop()
+
+
+@pytest.fixture
+def git_repo(work_dir):
+    """git_repo({path: text}) -> a local git repository with those files on branch main."""
+
+    def make(files: dict[str, str], name: str = "repo") -> Path:
+        dest = work_dir / name
+        for rel, text in files.items():
+            path = dest / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        run = {"cwd": dest, "check": True, "capture_output": True}
+        subprocess.run(["git", "init", "-q", "-b", "main"], **run)
+        subprocess.run(["git", "add", "-A"], **run)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init"], **run
+        )
+        return dest
+
+    return make

@@ -1,0 +1,185 @@
+"""Prebuilds through the container backend: real podman, the reference Dev Containers CLI, a real
+registry, images made from Debian packages. Each test is a whole prebuild (a few seconds each)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runner.executor import PrebuildJob, PrebuildResult, run_prebuild
+from runner.images import IMAGE_STAMP
+from runner.sandbox import SandboxLimits
+from runner.store import LocalSnapshotStore
+from runner.uids import UidPool
+from tests.runner_support import RecordingReporter
+
+IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
+
+
+def devcontainer(**body) -> str:
+    return json.dumps({"image": IMAGE, **body})
+
+
+@pytest.fixture
+def prebuild(container_host, work_dir):
+    """prebuild(repo, reporter=None, **job) -> (outcome, reporter, run id); checks that no
+    container of the run is left behind, whatever the outcome."""
+
+    def run(repo: Path, reporter: RecordingReporter | None = None, **job):
+        run_id = uuid.uuid4().hex[:12]
+        reporter = reporter or RecordingReporter()
+        workspace = work_dir / "workspaces" / run_id / repo.name
+        workspace.parent.mkdir(parents=True)
+        outcome = run_prebuild(
+            PrebuildJob(
+                prebuild_id=run_id,
+                repository_url=str(repo),
+                branch="main",
+                workspace=workspace,
+                store=LocalSnapshotStore(work_dir / "unused-store"),
+                snapshot_id=run_id,
+                uids=UidPool(work_dir / "uids", 61000, 4),
+                container=container_host.backend(work_dir / "container-work"),
+                **{"limits": SandboxLimits(memory_bytes=2 << 30, max_processes=1024, cpus=2), **job},
+            ),
+            reporter,
+        )
+        assert container_host.containers(run_id) == [], "a container outlived its prebuild"
+        return outcome, reporter, run_id
+
+    return run
+
+
+def in_snapshot(container_host, image: str, script: str, *, user: str = "root") -> str:
+    """Pull the snapshot by its digest and run script in a container made from it."""
+    podman = container_host.podman
+    podman.run("pull", "--quiet", image, timeout=300)
+    done = podman.run("run", "--rm", "--userns=auto", "--network=none", "-u", user, image, "sh", "-c", script)
+    return done.stdout
+
+
+def steps(reporter) -> list[tuple[str, str]]:
+    return [(e.step, e.status) for e in reporter.steps if e.status != "running"]
+
+
+def test_ok_runs_the_prebuild_lifecycle_in_the_image_and_the_snapshot_holds_it(container_host, sample_repo, prebuild):
+    outcome, reporter, _ = prebuild(sample_repo("ok"))
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    assert steps(reporter) == [
+        ("clone", "succeeded"),
+        ("image", "succeeded"),
+        ("container", "succeeded"),
+        ("onCreateCommand", "succeeded"),
+        ("updateContentCommand", "succeeded"),
+        ("snapshot", "succeeded"),
+    ]
+    pulled = next(e for e in reporter.steps if e.step == "image" and e.status == "succeeded")
+    assert pulled.bytes > 10 << 20  # the base image's own size, read from podman
+    assert "dependency tree ready: 200 files" in reporter.text("onCreateCommand")
+    assert "content updated" in reporter.text("updateContentCommand")
+    assert reporter.percents[-1] == 100
+    snapshot = outcome.snapshot
+    assert snapshot.image.endswith("@sha256:" + snapshot.sha256)
+    listing = in_snapshot(
+        container_host,
+        snapshot.image,
+        "cd /workspaces/repo-ok && ls deps | wc -l && test -s .prebuilt-at && echo built-at "
+        "&& (test -e .post-create-ran && echo post-create-ran || echo no-post-create) && stat -c %u:%g README.md",
+    )
+    assert listing.split() == ["200", "built-at", "no-post-create", "0:0"]
+
+
+def test_fail_names_the_command_and_its_status_and_keeps_its_output(sample_repo, prebuild):
+    outcome, reporter, _ = prebuild(sample_repo("fail"))
+    assert outcome.result == PrebuildResult.FAILED
+    assert outcome.failure_message == "onCreateCommand exited with status 3"
+    assert "error: dependency resolution failed" in reporter.text("onCreateCommand")
+    failed = next(e for e in reporter.steps if e.step == "onCreateCommand" and e.status == "failed")
+    assert failed.exit_status == 3
+    assert outcome.snapshot is None
+
+
+def test_slow_is_cancelled_and_leaves_no_container(sample_repo, prebuild):
+    reporter = RecordingReporter()
+    reporter.cancel_when = lambda line: "tick 2" in line[2]
+    outcome, reporter, _ = prebuild(sample_repo("slow"), reporter)
+    assert outcome.result == PrebuildResult.CANCELLED
+    assert ("onCreateCommand", "stopped") in steps(reporter)
+
+
+def test_slow_times_out_on_a_short_timeout(sample_repo, prebuild):
+    outcome, _, _ = prebuild(sample_repo("slow"), timeout_seconds=8)
+    assert outcome.result == PrebuildResult.FAILED
+    assert outcome.failure_message == "timed out after 8s"
+
+
+def test_bare_starts_the_default_image_and_snapshots_the_checkout(container_host, sample_repo, prebuild):
+    outcome, _, _ = prebuild(sample_repo("bare"))
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    assert "No devcontainer.json found" in outcome.warning_message and IMAGE in outcome.warning_message
+    out = in_snapshot(container_host, outcome.snapshot.image, "ls -A /workspaces/repo-bare")
+    assert out.split() == [".git", "README.md", "src"]  # the runner's own configuration is gone
+
+
+def test_the_image_the_user_and_the_environment_are_honoured(container_host, git_repo, prebuild):
+    repo = git_repo(
+        {
+            ".devcontainer/devcontainer.json": devcontainer(
+                containerEnv={"GREETING": "hello from containerEnv"},
+                remoteUser="vscode",
+                onCreateCommand=(
+                    f'cat {IMAGE_STAMP} && echo uid=$(id -u) && echo "$GREETING" '
+                    "&& echo made $((40+2)) | sudo tee /usr/local/bin/made-by-oncreate && echo mine > owned-by-me"
+                ),
+            )
+        }
+    )
+    outcome, reporter, _ = prebuild(repo)
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    text = reporter.text("onCreateCommand")
+    assert "prebuilds devcontainer base image" in text  # a file only the image has
+    assert "uid=1000" in text  # remoteUser
+    assert "hello from containerEnv" in text
+    out = in_snapshot(
+        container_host,
+        outcome.snapshot.image,
+        "cat /usr/local/bin/made-by-oncreate; stat -c %U /workspaces/repo/owned-by-me",
+    )
+    # Outside the workspace, what onCreateCommand wrote is in the snapshot; in it, the user's file.
+    assert out.split() == ["made", "42", "vscode"]
+
+
+def test_a_dockerfile_build_and_a_local_feature_are_visible_to_the_lifecycle(container_host, git_repo, prebuild):
+    feature = {"id": "greeter", "version": "1.0.0", "options": {"greeting": {"type": "string", "default": "hi"}}}
+    repo = git_repo(
+        {
+            ".devcontainer/Dockerfile": (
+                f'FROM {IMAGE} AS base\nARG FLAVOUR=plain\nRUN echo "built $FLAVOUR" > /etc/built-by-dockerfile\n'
+                "FROM base AS final\nRUN echo final > /etc/final-stage\n"
+            ),
+            ".devcontainer/greeter/devcontainer-feature.json": json.dumps(feature),
+            ".devcontainer/greeter/install.sh": '#!/bin/sh\necho "$GREETING" > /usr/local/share/greeter\n',
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "build": {
+                        "dockerfile": "Dockerfile",
+                        "context": ".",
+                        "args": {"FLAVOUR": "spicy"},
+                        "target": "base",
+                    },
+                    "features": {"./greeter": {"greeting": "hola"}},
+                    "onCreateCommand": "cat /etc/built-by-dockerfile /usr/local/share/greeter; ls /etc/final-stage",
+                }
+            ),
+        }
+    )
+    outcome, reporter, _ = prebuild(repo)
+    text = reporter.text("onCreateCommand")
+    assert "built spicy" in text  # build.args
+    assert "hola" in text  # the feature ran with its option
+    # build.target: the final stage was not built, so onCreateCommand's ls failed.
+    assert outcome.result == PrebuildResult.FAILED and outcome.failure_message == "onCreateCommand exited with status 2"
+    assert ("build", "succeeded") in steps(reporter)
