@@ -51,6 +51,9 @@ SNAPSHOTS_DIR = Path(env_str("SNAPSHOTS_DIR") or DATA_DIR / "snapshots").resolve
 POOLS_DIR = Path(env_str("POOLS_DIR") or DATA_DIR / "pools").resolve()
 DEMO_REPOSITORY_DIR = DATA_DIR / "demo-repo"
 BROKER_DIR = DATA_DIR / "broker"
+# The container backend's files on the runner: podman's configuration, the OCI layout that caches
+# base images, each run's guard state, and the embedded registry's storage.
+CONTAINERS_DIR = DATA_DIR / "containers"
 
 # --- The site -----------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
@@ -279,6 +282,19 @@ PREBUILD_MAX_TIMEOUT = timedelta(hours=2)
 PREBUILD_DEFAULT_TIMEOUT = timedelta(hours=1)
 PROJECT_MIN_PREBUILD_TIMEOUT = timedelta(minutes=5)
 # (A pool's largest size is part of its request shape: warmpools/shapes.py.)
+
+# The container backend (a runner whose backend is "podman"): the reference Dev Containers CLI on
+# podman, snapshots as OCI images in a registry. Images come through podman with the host's own
+# registry configuration (registries.conf, auth.json); CONTAINER_REGISTRIES_CONF names another file.
+CONTAINER_CLI = Path(env_str("CONTAINER_CLI") or BASE_DIR / "node_modules" / ".bin" / "devcontainer")
+CONTAINER_REGISTRIES_CONF = Path(env_str("CONTAINER_REGISTRIES_CONF")) if env_str("CONTAINER_REGISTRIES_CONF") else None
+# Where snapshots are pushed: host:port of an OCI registry, plain HTTP unless CONTAINER_REGISTRY_TLS.
+# Empty: the embedded registry (Debian's docker-registry under the data dir, started by `serve`).
+CONTAINER_REGISTRY = env_str("CONTAINER_REGISTRY", "")
+CONTAINER_REGISTRY_TLS = env_bool("CONTAINER_REGISTRY_TLS", False)
+CONTAINER_EMBEDDED_REGISTRY_PORT = env_int("CONTAINER_EMBEDDED_REGISTRY_PORT", 5055, minimum=1, maximum=65535)
+# The image of a repository without devcontainer.json (Codespaces and Ona start a default one too).
+CONTAINER_DEFAULT_IMAGE = env_str("CONTAINER_DEFAULT_IMAGE", "mcr.microsoft.com/devcontainers/base:bookworm")
 
 # Periodic work, run by beat on the control queue.
 CELERY_BEAT_SCHEDULE = {

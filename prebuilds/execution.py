@@ -7,6 +7,7 @@ The runner is plain Python and knows nothing of Django; this module is the only 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,15 @@ from core.errors import FailedPrecondition
 from core.paths import path_redactor
 from prebuilds import logstore, status
 from prebuilds.models import Prebuild, PrebuildPhase
-from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
-from runner.errors import StopReason
+from projects.runner_bridge import (
+    container_backend,
+    delete_snapshot,
+    ensure_traversable,
+    sandbox_options,
+    snapshot_registry,
+    snapshot_store,
+)
+from runner.errors import SandboxUnavailable, StopReason
 from runner.executor import PrebuildJob, PrebuildOutcome, PrebuildResult, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
 
@@ -34,6 +42,14 @@ PROGRESS_WRITE_SECONDS = 0.2
 
 def workspace_path(prebuild_id) -> Path:
     return settings.WORKSPACES_DIR / str(prebuild_id)
+
+
+def checkout_name(repository_url: str) -> str:
+    """The checkout's folder name, which the container backend's workspace is named after
+    (/workspaces/<name>, as the Dev Containers CLI and Codespaces name it)."""
+    name = repository_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name).strip(".-")
+    return name[:100] or "workspace"
 
 
 class DatabaseReporter:
@@ -150,16 +166,26 @@ def execute(prebuild_id: str) -> None:
     reporter = DatabaseReporter(prebuild)
     ensure_traversable(settings.WORKSPACES_DIR)
     project = prebuild.project
+    try:
+        container = container_backend(prebuild.environment_class)
+    except SandboxUnavailable as exc:
+        finish(prebuild, PrebuildOutcome(PrebuildResult.FAILED, f"this runner uses the container backend: {exc}"), None)
+        return
+    workspace = workspace_path(prebuild.id)
+    if container is not None:
+        workspace.mkdir(mode=0o700, exist_ok=True)
+        workspace = workspace / checkout_name(project.repository_url)
     job = PrebuildJob(
         prebuild_id=str(prebuild.id),
         repository_url=project.repository_url,
         branch=project.branch,
-        workspace=workspace_path(prebuild.id),
+        workspace=workspace,
         store=snapshot_store(),
         snapshot_id=str(prebuild.id),
         access_token=project.access_token or None,
         devcontainer_path=project.devcontainer_path,
         timeout_seconds=prebuild.timeout.total_seconds(),
+        container=container,
         **sandbox_options(prebuild.environment_class).arguments(),
     )
     log.info(
@@ -173,7 +199,7 @@ def execute(prebuild_id: str) -> None:
     finally:
         reporter.flush()
         # The snapshot holds the workspace now (or the prebuild failed): the checkout can go.
-        cleanup_workspace(job.workspace)
+        cleanup_workspace(workspace_path(prebuild.id))
     finish(reporter.prebuild, outcome, reporter.stop_reason)
 
 
@@ -214,6 +240,7 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: Prebuil
             commit_id=commit,
             snapshot_size_bytes=snapshot.size_bytes,
             snapshot_sha256=snapshot.sha256,
+            snapshot_image=snapshot.image or "",
         )
     if result == PrebuildResult.CANCELLED:
         if prebuild.phase != PrebuildPhase.CANCELLING:
@@ -221,7 +248,10 @@ def _write_outcome(prebuild: Prebuild, outcome: PrebuildOutcome, result: Prebuil
         prebuild = status.prebuild_set_status(
             prebuild=prebuild, phase=PrebuildPhase.CANCELLED, warning_message=warning, commit_id=commit
         )
-        snapshot_store().delete(str(prebuild.id))  # a cancelled snapshot may be half-written (or whole)
+        # A cancelled snapshot may be half-written (or whole, and in the registry already).
+        if outcome.snapshot is not None and outcome.snapshot.image:
+            snapshot_registry(prebuild.project.organization_id).delete("sha256:" + outcome.snapshot.sha256)
+        snapshot_store().delete(str(prebuild.id))
         return prebuild
     return status.prebuild_set_status(
         prebuild=prebuild,
@@ -246,7 +276,7 @@ def delete(prebuild_id: str) -> None:
     prebuild = Prebuild.objects.filter(id=prebuild_id, phase=PrebuildPhase.DELETING).first()
     if prebuild is None:
         return
-    snapshot_store().delete(str(prebuild.id))
+    delete_snapshot(prebuild)
     cleanup_workspace(workspace_path(prebuild.id))
     logstore.delete(prebuild)
     status.prebuild_deleted(prebuild=prebuild)

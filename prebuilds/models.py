@@ -71,7 +71,7 @@ class PrebuildQuerySet(models.QuerySet):
         return self.filter(organization_id=organization_id, phase__in=NON_TERMINAL_PHASES)
 
     def for_list(self):
-        return self.select_related("project", "environment_class", "creator", "executor")
+        return self.select_related("project", "environment_class__runner", "creator", "executor")
 
 
 class Prebuild(models.Model):
@@ -115,6 +115,9 @@ class Prebuild(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     commit_id = models.CharField(max_length=64, blank=True, default="")
     snapshot_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # The container backend's snapshot: an OCI image in the registry, pinned by its manifest digest
+    # (snapshot_sha256 is then that digest). Empty: an archive in the snapshot store.
+    snapshot_image = models.CharField(max_length=500, blank=True, default="")
     # The sequence number of the last log line stored (0: none yet), kept by logstore.append in
     # the same transaction as the lines: an open log panel asks about twice a second whether
     # anything is new, and this row alone answers.

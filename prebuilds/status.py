@@ -43,6 +43,7 @@ STATUS_FIELDS = frozenset(
         "heartbeat_at",
         "commit_id",
         "snapshot_sha256",
+        "snapshot_image",
     }
 )
 

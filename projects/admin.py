@@ -27,16 +27,30 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Runner)
 class RunnerAdmin(admin.ModelAdmin):
-    list_display = ["name", "queue", "organization", "created_at"]
-    list_filter = ["organization"]
+    list_display = ["name", "queue", "backend", "organization", "created_at"]
+    list_filter = ["organization", "backend"]
     search_fields = ["name", "queue"]
 
 
 @admin.register(EnvironmentClass)
 class EnvironmentClassAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "runner", "cpu_cores", "memory_mb", "disk_gb", "allow_network", "enabled"]
+    list_display = [
+        "display_name",
+        "runner",
+        "runner_backend",
+        "cpu_cores",
+        "memory_mb",
+        "disk_gb",
+        "allow_network",
+        "enabled",
+    ]
     list_filter = ["enabled", "allow_network", "runner"]
     search_fields = ["display_name", "description"]
+    list_select_related = ["runner"]
+
+    @admin.display(description="backend", ordering="runner__backend")
+    def runner_backend(self, environment_class):
+        return environment_class.runner.get_backend_display()
 
 
 @admin.register(Project)

@@ -107,6 +107,15 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
 
+class RunnerBackend(models.TextChoices):
+    """How a runner runs prebuilds. podman: in the devcontainer's own container (image, Dockerfile,
+    features), snapshots as OCI images. bubblewrap: lifecycle commands in a sandbox on the runner
+    host's own userland, snapshots as archives (image, build and features are not honoured)."""
+
+    PODMAN = "podman", "Container (podman + Dev Containers CLI)"
+    BUBBLEWRAP = "bubblewrap", "Sandbox on the host (bubblewrap)"
+
+
 class Runner(models.Model):
     """Where environments of a class execute; its workers listen on `queue`."""
 
@@ -114,6 +123,7 @@ class Runner(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="runners")
     name = models.CharField(max_length=100)
     queue = models.CharField(max_length=100, unique=True, help_text="Celery queue its workers consume")
+    backend = models.CharField(max_length=20, choices=RunnerBackend.choices, default=RunnerBackend.BUBBLEWRAP)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

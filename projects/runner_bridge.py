@@ -1,6 +1,7 @@
 """The bridge between the apps and the runner: where snapshots are kept, which limits a class's
-sandbox gets, which host uids sandboxes run as, and which backend runs them. Prebuilds and warm
-pools both start sandboxes through here, so a class means the same thing to both."""
+sandbox gets, which host uids sandboxes run as, and which backend runs them (the runner's
+backend: the container backend on podman, or the bubblewrap sandbox). Prebuilds and warm pools
+both start sandboxes through here, so a class means the same thing to both."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from pathlib import Path
 
 from django.conf import settings
 
+from projects.models import RunnerBackend
 from projects.services import repository_local_sources
 from runner.checkout import LocalSources
+from runner.container_run import ContainerBackend
+from runner.oci import Layout, Registry
+from runner.podman import Podman
 from runner.sandbox import SandboxLimits
 from runner.store import LocalSnapshotStore, SnapshotStore
 from runner.uids import UidPool
@@ -98,3 +103,48 @@ def sandbox_options(environment_class) -> SandboxOptions:
         uids=uid_pool(),
         local_sources=repository_local_sources(),
     )
+
+
+# --- the container backend ---------------------------------------------------------------------
+
+
+def podman() -> Podman:
+    return Podman(home=settings.CONTAINERS_DIR / "podman", registries_conf=settings.CONTAINER_REGISTRIES_CONF)
+
+
+def registry_address() -> str:
+    return settings.CONTAINER_REGISTRY or f"127.0.0.1:{settings.CONTAINER_EMBEDDED_REGISTRY_PORT}"
+
+
+def snapshot_registry(organization_id) -> Registry:
+    """One repository per organization: a tenant's snapshots are never another's to pull."""
+    return Registry(
+        registry_address(), repository=f"prebuilds/{organization_id}", tls_verify=settings.CONTAINER_REGISTRY_TLS
+    )
+
+
+def container_backend(environment_class) -> ContainerBackend | None:
+    """The container backend for a class whose runner uses podman; None: the bubblewrap sandbox."""
+    runner = environment_class.runner
+    if runner.backend != RunnerBackend.PODMAN:
+        return None
+    engine = podman()
+    engine.ensure()
+    work = settings.CONTAINERS_DIR / "runs"
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return ContainerBackend(
+        podman=engine,
+        cli=settings.CONTAINER_CLI,
+        registry=snapshot_registry(runner.organization_id),
+        layout=Layout(settings.CONTAINERS_DIR / "layout"),
+        work_dir=work,
+        organization=str(runner.organization_id),
+        default_image=settings.CONTAINER_DEFAULT_IMAGE,
+    )
+
+
+def delete_snapshot(prebuild) -> None:
+    """A prebuild's snapshot, wherever its backend put it (idempotent)."""
+    if prebuild.snapshot_image and prebuild.snapshot_sha256:
+        snapshot_registry(prebuild.project.organization_id).delete("sha256:" + prebuild.snapshot_sha256)
+    snapshot_store().delete(str(prebuild.id))

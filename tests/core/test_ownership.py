@@ -21,6 +21,7 @@ STATUS_COLUMNS = {
     "failure_message",
     "warning_message",
     "snapshot_sha256",
+    "snapshot_image",
     "snapshot_size_bytes",
     "running_instances",
     "stopped_instances",
