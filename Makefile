@@ -23,6 +23,7 @@ install: $(STAMP) $(NODE_STAMP)
 
 run: install
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py container_setup
 	$(PY) manage.py demo_data
 	$(PY) manage.py serve
 

@@ -1,5 +1,6 @@
 """Demo data for `make run`: an organization, two users, a runner, two classes and a project whose
-repository is a small local git repository generated here (no network, no files from elsewhere)."""
+repository is a small local git repository generated here (no network, no files from elsewhere).
+Its devcontainer.json names the base image the product builds from Debian packages."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from projects import services as project_services
-from projects.models import Organization, Role
+from projects.models import Organization, Role, RunnerBackend
+from projects.runner_bridge import container_host_problem
+from runner.images import BASE_IMAGE
 
 DEMO_DEVCONTAINER = """\
 // The demo project's devcontainer.json: JSON with comments (JSONC), as editors write it.
 {
   "name": "demo",
-  "image": "mcr.microsoft.com/devcontainers/python:3.11",
+  // Built from Debian packages by `manage.py container_setup` (no internet needed). With internet
+  // access, name a public image instead, e.g. "mcr.microsoft.com/devcontainers/python:3.11".
+  "image": "%(image)s",
   /* The prebuild lifecycle: onCreateCommand, then updateContentCommand. */
   "onCreateCommand": "python3 tools/build_deps.py",
   "updateContentCommand": ["sh", "-c", "date -u > .prebuilt-at && echo content updated"],
@@ -47,7 +52,7 @@ def make_demo_repository(dest: Path) -> Path:
     """A one-commit git repository with a devcontainer.json whose lifecycle takes a few seconds."""
     dest.mkdir(parents=True)
     (dest / ".devcontainer").mkdir()
-    (dest / ".devcontainer" / "devcontainer.json").write_text(DEMO_DEVCONTAINER)
+    (dest / ".devcontainer" / "devcontainer.json").write_text(DEMO_DEVCONTAINER % {"image": BASE_IMAGE})
     (dest / "tools").mkdir()
     (dest / "tools" / "build_deps.py").write_text(BUILD_DEPS)
     (dest / "README.md").write_text("# Demo project\n\nA repository for the prebuild demo.\n")
@@ -84,7 +89,12 @@ def create_demo_data() -> DemoResult:
     member = User.objects.create_user("member", "member@example.com", passwords["member"])
     organization = project_services.organization_create(name="Demo", admin=admin)
     project_services.membership_set(organization=organization, user=member, role=Role.MEMBER)
-    runner = project_services.runner_create(organization=organization, name="local", queue="runner-local")
+    # The container backend where this host can run it (podman, the CLI, subordinate ids), else
+    # the bubblewrap sandbox; `serve` says which on start-up.
+    backend = RunnerBackend.BUBBLEWRAP if container_host_problem() else RunnerBackend.PODMAN
+    runner = project_services.runner_create(
+        organization=organization, name="local", queue="runner-local", backend=backend
+    )
     small = project_services.environment_class_create(
         runner=runner, display_name="small", cpu_cores=2, memory_mb=2048, disk_gb=10, description="2 cores, 2 GiB"
     )

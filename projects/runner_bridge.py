@@ -15,8 +15,9 @@ from projects.models import RunnerBackend
 from projects.services import repository_local_sources
 from runner.checkout import LocalSources
 from runner.container_run import ContainerBackend
+from runner.images import EmbeddedRegistry
 from runner.oci import Layout, Registry
-from runner.podman import Podman
+from runner.podman import Podman, host_problem
 from runner.sandbox import SandboxLimits
 from runner.store import LocalSnapshotStore, SnapshotStore
 from runner.uids import UidPool
@@ -148,3 +149,15 @@ def delete_snapshot(prebuild) -> None:
     if prebuild.snapshot_image and prebuild.snapshot_sha256:
         snapshot_registry(prebuild.project.organization_id).delete("sha256:" + prebuild.snapshot_sha256)
     snapshot_store().delete(str(prebuild.id))
+
+
+def container_host_problem() -> str | None:
+    """Why this host's runners cannot use the container backend (None: they can)."""
+    return host_problem(settings.CONTAINER_CLI)
+
+
+def embedded_registry() -> EmbeddedRegistry | None:
+    """The registry `serve` starts when CONTAINER_REGISTRY names none."""
+    if settings.CONTAINER_REGISTRY:
+        return None
+    return EmbeddedRegistry(settings.CONTAINERS_DIR / "registry", settings.CONTAINER_EMBEDDED_REGISTRY_PORT)

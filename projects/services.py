@@ -30,6 +30,7 @@ from projects.models import (
     Project,
     Role,
     Runner,
+    RunnerBackend,
     new_webhook_secret_nonce,
 )
 from projects.shapes import PROJECT, PROJECT_FIELDS
@@ -92,14 +93,20 @@ def membership_set(*, organization: Organization, user, role: str) -> Membership
     return membership
 
 
-def runner_create(*, organization: Organization, name: str, queue: str) -> Runner:
+def runner_create(
+    *, organization: Organization, name: str, queue: str, backend: str = RunnerBackend.BUBBLEWRAP
+) -> Runner:
+    if backend not in RunnerBackend.values:
+        raise InvalidArgument(f"backend must be one of {', '.join(RunnerBackend.values)}", field="backend")
     if not name.strip():
         raise InvalidArgument("name must not be empty", field="name")
     if not queue.strip() or any(c.isspace() for c in queue):
         raise InvalidArgument("queue must be a non-empty name without spaces", field="queue")
     try:
         with transaction.atomic():
-            return Runner.objects.create(organization=organization, name=name.strip(), queue=queue.strip())
+            return Runner.objects.create(
+                organization=organization, name=name.strip(), queue=queue.strip(), backend=backend
+            )
     except IntegrityError:
         raise AlreadyExists(f"a runner named {name!r} or with queue {queue!r} already exists") from None
 

@@ -13,6 +13,7 @@ directory, on loopback: the container backend's snapshot store when no other is 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import socket
 import subprocess
@@ -102,7 +103,8 @@ class EmbeddedRegistry:
             "version: 0.1\n"
             "log:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n"
+            # A secret of its own (docker-registry otherwise makes one up and warns at every start).
+            f"http:\n  addr: {self.address}\n  secret: {secrets.token_hex(16)}\n"
         )
 
     def running(self) -> bool:
@@ -118,6 +120,7 @@ class EmbeddedRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
         config.write_text(self.config())
+        config.chmod(0o600)
         out = open(log or self.root / "registry.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=out, stderr=out, stdin=subprocess.DEVNULL

@@ -40,8 +40,18 @@ RUN_LABEL = "dev.prebuilds.run"
 ORG_LABEL = "dev.prebuilds.organization"
 
 
-def podman_available(binary: str = "podman") -> bool:
-    return shutil.which(binary) is not None
+def host_problem(cli: Path, binary: str = "podman") -> str | None:
+    """Why this host cannot run the container backend, or None."""
+    absent = [tool for tool in (binary, "skopeo") if shutil.which(tool) is None]
+    if absent:
+        return f"not installed: {', '.join(absent)} (apt-get install podman runc uidmap skopeo)"
+    if not Path(cli).exists():
+        return f"the Dev Containers CLI is not installed at {cli} (make install runs npm ci)"
+    for name in ("/etc/subuid", "/etc/subgid"):
+        path = Path(name)
+        if not path.exists() or not any(line.startswith("containers:") for line in path.read_text().splitlines()):
+            return f"{name} has no range for the user containers (podman --userns=auto needs one)"
+    return None
 
 
 @dataclass(frozen=True)

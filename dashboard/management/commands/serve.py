@@ -2,6 +2,7 @@
 child processes of this one, all stopped together by one Ctrl-C (or when any of them dies)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,11 +11,47 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from projects.models import Runner
+from projects.models import Runner, RunnerBackend
+from projects.runner_bridge import container_host_problem, embedded_registry
 
 
 class Command(BaseCommand):
     help = "Serve the site with a Celery worker and beat; Ctrl-C stops everything."
+
+    def describe_backends(self) -> list[str] | None:
+        """Say on start-up which backend each runner uses and what that means here; the embedded
+        registry's command line when a podman runner needs it."""
+        problem = container_host_problem()
+        podman_runners = Runner.objects.filter(backend=RunnerBackend.PODMAN).exists()
+        for runner in Runner.objects.order_by("name"):
+            self.stdout.write(f"Runner {runner.name} ({runner.queue}): {runner.get_backend_display()}")
+        if problem:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The container backend is unavailable on this host ({problem}). Runners on the bubblewrap "
+                    "backend run lifecycle commands in a sandbox on this host's userland: devcontainer.json's "
+                    "image, build and features are not honoured."
+                    + (" Prebuilds on podman runners will fail until this is fixed." if podman_runners else "")
+                )
+            )
+            return None
+        registry = embedded_registry()
+        if registry is None or not podman_runners:
+            return None
+        if shutil.which("docker-registry") is None:
+            self.stdout.write(
+                self.style.WARNING(
+                    "docker-registry is not installed (apt-get install docker-registry): podman runners cannot "
+                    "store snapshots until it is, or until CONTAINER_REGISTRY names another registry."
+                )
+            )
+            return None
+        registry.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config = registry.root / "config.yml"
+        config.write_text(registry.config())
+        config.chmod(0o600)
+        self.stdout.write(f"Snapshot registry (docker-registry) on {registry.address}, stored in {registry.root}")
+        return ["docker-registry", "serve", str(config)]
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=settings.PORT)
@@ -76,6 +113,9 @@ class Command(BaseCommand):
                 "--schedule",
                 str(settings.DATA_DIR / "celerybeat-schedule"),
             ]
+        registry = self.describe_backends()
+        if registry is not None:
+            commands["registry"] = registry
         children: dict[str, subprocess.Popen] = {}
         stopping = False
 

@@ -18,25 +18,17 @@ import pytest
 from runner.container_run import ContainerBackend
 from runner.images import EmbeddedRegistry, build_base_image, free_port, push_image
 from runner.oci import Layout, Registry
-from runner.podman import RUN_LABEL, Podman
+from runner.podman import RUN_LABEL, Podman, host_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLI = REPO_ROOT / "node_modules" / ".bin" / "devcontainer"
 SAMPLE_IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
 IMAGE_CACHE = Path(os.environ.get("PREBUILDS_IMAGE_CACHE", "/var/tmp/prebuilds-images"))
-TOOLS = ("podman", "skopeo", "docker-registry", "mmdebstrap")
 
 
 def _missing() -> str | None:
-    absent = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if absent:
-        return f"not installed: {', '.join(absent)}"
-    if not CLI.exists():
-        return "the Dev Containers CLI is not installed (make install runs npm ci)"
-    subuid = Path("/etc/subuid")
-    if not subuid.exists() or not any(line.startswith("containers:") for line in subuid.read_text().splitlines()):
-        return "/etc/subuid has no range for the user containers (podman --userns=auto needs one)"
-    return None
+    absent = [tool for tool in ("docker-registry", "mmdebstrap") if shutil.which(tool) is None]
+    return f"not installed: {', '.join(absent)}" if absent else host_problem(CLI)
 
 
 @dataclass
