@@ -72,24 +72,37 @@ class _Events:
         self.failed_step: str | None = None
         self.image: str | None = None
         self.stdout: list[str] = []
+        self.partial: dict[str, str] = {}  # step -> the start of a line not ended yet
+        # Lines not delivered yet: delivered before every step event, so that the log and the
+        # timeline keep one order.
+        self.pending: list[LogLine] = []
+
+    def deliver(self) -> None:
+        if self.pending:
+            lines, self.pending = self.pending, []
+            self.on_lines(lines)
 
     def start(self, step: str) -> None:
         if step not in self.open:
             event = StepEvent(step, "running", now())
             self.open[step] = event
+            self.deliver()
             self.on_step(event)
 
     def end(self, step: str, status: str, **extra) -> None:
+        self.flush(step)
         started = self.open.pop(step, None)
         if started is not None:
+            self.deliver()
             self.on_step(StepEvent(step, status, started.started_at, now(), **extra))
 
     def close_all(self, status: str) -> None:
+        self.flush()
         for step in list(self.open):
             self.end(step, status, exit_status=self.exit_status if step == self.failed_step else None)
+        self.deliver()
 
     def feed(self, batch: list[tuple[str, str, str]]) -> None:
-        lines: list[LogLine] = []
         for _label, stream, text in batch:
             if stream == "stdout":
                 self.stdout.append(text)
@@ -97,15 +110,13 @@ class _Events:
             try:
                 event = json.loads(text)
             except ValueError:
-                lines.append((self.lifecycle or "container", "stderr", text))
+                self.pending.append((self.lifecycle or "container", "stderr", text))
                 continue
-            if not isinstance(event, dict):
-                continue
-            lines.extend(self._event(event))
-        if lines:
-            self.on_lines(lines)
+            if isinstance(event, dict):
+                self._event(event)
+        self.deliver()
 
-    def _event(self, event: dict) -> list[LogLine]:
+    def _event(self, event: dict) -> None:
         kind, text = event.get("type"), str(event.get("text", ""))
         if kind == "progress":
             match = _LIFECYCLE.match(str(event.get("name", "")))
@@ -120,11 +131,9 @@ class _Events:
                         self.failed_step = step
                     self.end(step, status, exit_status=self.exit_status if status == "failed" else 0)
                     self.lifecycle = None
-            return []
-        if kind in ("start", "stop"):
+        elif kind in ("start", "stop"):
             self._phase(kind, text)
-            return []
-        if kind == "raw" or (kind == "text" and event.get("level", 0) >= 3):
+        elif kind == "raw" or (kind == "text" and event.get("level", 0) >= 3):
             if match := _EXIT.search(text):
                 self.exit_status = int(match.group(1))
             if match := _ANNOUNCED.search(text):
@@ -133,9 +142,22 @@ class _Events:
                 self.end("container", "succeeded")
                 self.lifecycle = match.group(1)
                 self.start(self.lifecycle)
-            step = self.lifecycle or self._current()
-            return [(step, "stdout", line) for line in _lines(text)]
-        return []
+            self._text(self.lifecycle or self._current(), text)
+
+    def _text(self, step: str, text: str) -> None:
+        # Raw events are chunks of a command's output, cut anywhere: a line may span several.
+        text = self.partial.pop(step, "") + text.replace("\r\n", "\n").replace("\r", "\n")
+        *complete, rest = text.split("\n")
+        if rest:
+            self.partial[step] = rest
+        self.pending.extend((step, "stdout", line) for line in complete)
+
+    def flush(self, step: str | None = None) -> None:
+        """Deliver what is left of a line (a step ended, or the stream did)."""
+        for name in [step] if step else list(self.partial):
+            rest = self.partial.pop(name, "")
+            if rest:
+                self.pending.append((name, "stdout", rest))
 
     def _current(self) -> str:
         return next(reversed(self.open), "container") if self.open else "container"
@@ -160,11 +182,6 @@ class _Events:
             return None
         done = self.podman.run("image", "inspect", "--format", "{{.Size}}", self.image, check=False)
         return int(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip().isdigit() else None
-
-
-def _lines(text: str) -> list[str]:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
-    return [line for line in text.split("\n")] if text.strip() else []
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from runner.container_run import ContainerBackend
+from runner.executor import PrebuildJob, run_prebuild
 from runner.images import EmbeddedRegistry, build_base_image, free_port, push_image
 from runner.oci import Layout, Registry
 from runner.podman import RUN_LABEL, Podman, host_problem
+from runner.sandbox import SandboxLimits
+from runner.store import LocalSnapshotStore
+from runner.uids import UidPool
+from tests.runner_support import RecordingReporter
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLI = REPO_ROOT / "node_modules" / ".bin" / "devcontainer"
@@ -51,6 +57,12 @@ class ContainerHost:
     def containers(self, run_id: str) -> list[str]:
         out = self.podman.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}").stdout
         return out.split()
+
+    def in_snapshot(self, image: str, script: str, *, user: str = "root") -> str:
+        """Pull a snapshot by its digest and run script in a container made from it."""
+        self.podman.run("pull", "--quiet", image, timeout=300)
+        done = self.podman.run("run", "--rm", "--userns=auto", "--network=none", "-u", user, image, "sh", "-c", script)
+        return done.stdout
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +108,33 @@ def git_repo(work_dir):
         return dest
 
     return make
+
+
+@pytest.fixture
+def prebuild(container_host, work_dir):
+    """prebuild(repo, reporter=None, **job) -> (outcome, reporter, run id); checks that no
+    container of the run is left behind, whatever the outcome."""
+
+    def run(repo: Path, reporter: RecordingReporter | None = None, **job):
+        run_id = uuid.uuid4().hex[:12]
+        reporter = reporter or RecordingReporter()
+        workspace = work_dir / "workspaces" / run_id / repo.name
+        workspace.parent.mkdir(parents=True)
+        outcome = run_prebuild(
+            PrebuildJob(
+                prebuild_id=run_id,
+                repository_url=str(repo),
+                branch="main",
+                workspace=workspace,
+                store=LocalSnapshotStore(work_dir / "unused-store"),
+                snapshot_id=run_id,
+                uids=UidPool(work_dir / "uids", 61000, 4),
+                container=container_host.backend(work_dir / "container-work"),
+                **{"limits": SandboxLimits(memory_bytes=2 << 30, max_processes=1024, cpus=2), **job},
+            ),
+            reporter,
+        )
+        assert container_host.containers(run_id) == [], "a container outlived its prebuild"
+        return outcome, reporter, run_id
+
+    return run

@@ -4,16 +4,9 @@ registry, images made from Debian packages. Each test is a whole prebuild (a few
 from __future__ import annotations
 
 import json
-import uuid
-from pathlib import Path
 
-import pytest
-
-from runner.executor import PrebuildJob, PrebuildResult, run_prebuild
+from runner.executor import PrebuildResult
 from runner.images import IMAGE_STAMP
-from runner.sandbox import SandboxLimits
-from runner.store import LocalSnapshotStore
-from runner.uids import UidPool
 from tests.runner_support import RecordingReporter
 
 IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
@@ -23,49 +16,12 @@ def devcontainer(**body) -> str:
     return json.dumps({"image": IMAGE, **body})
 
 
-@pytest.fixture
-def prebuild(container_host, work_dir):
-    """prebuild(repo, reporter=None, **job) -> (outcome, reporter, run id); checks that no
-    container of the run is left behind, whatever the outcome."""
-
-    def run(repo: Path, reporter: RecordingReporter | None = None, **job):
-        run_id = uuid.uuid4().hex[:12]
-        reporter = reporter or RecordingReporter()
-        workspace = work_dir / "workspaces" / run_id / repo.name
-        workspace.parent.mkdir(parents=True)
-        outcome = run_prebuild(
-            PrebuildJob(
-                prebuild_id=run_id,
-                repository_url=str(repo),
-                branch="main",
-                workspace=workspace,
-                store=LocalSnapshotStore(work_dir / "unused-store"),
-                snapshot_id=run_id,
-                uids=UidPool(work_dir / "uids", 61000, 4),
-                container=container_host.backend(work_dir / "container-work"),
-                **{"limits": SandboxLimits(memory_bytes=2 << 30, max_processes=1024, cpus=2), **job},
-            ),
-            reporter,
-        )
-        assert container_host.containers(run_id) == [], "a container outlived its prebuild"
-        return outcome, reporter, run_id
-
-    return run
-
-
-def in_snapshot(container_host, image: str, script: str, *, user: str = "root") -> str:
-    """Pull the snapshot by its digest and run script in a container made from it."""
-    podman = container_host.podman
-    podman.run("pull", "--quiet", image, timeout=300)
-    done = podman.run("run", "--rm", "--userns=auto", "--network=none", "-u", user, image, "sh", "-c", script)
-    return done.stdout
-
-
 def steps(reporter) -> list[tuple[str, str]]:
     return [(e.step, e.status) for e in reporter.steps if e.status != "running"]
 
 
 def test_ok_runs_the_prebuild_lifecycle_in_the_image_and_the_snapshot_holds_it(container_host, sample_repo, prebuild):
+    container_host.podman.run("rmi", "-f", IMAGE)  # so that this run pulls it (through the mirror)
     outcome, reporter, _ = prebuild(sample_repo("ok"))
     assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     assert steps(reporter) == [
@@ -83,8 +39,7 @@ def test_ok_runs_the_prebuild_lifecycle_in_the_image_and_the_snapshot_holds_it(c
     assert reporter.percents[-1] == 100
     snapshot = outcome.snapshot
     assert snapshot.image.endswith("@sha256:" + snapshot.sha256)
-    listing = in_snapshot(
-        container_host,
+    listing = container_host.in_snapshot(
         snapshot.image,
         "cd /workspaces/repo-ok && ls deps | wc -l && test -s .prebuilt-at && echo built-at "
         "&& (test -e .post-create-ran && echo post-create-ran || echo no-post-create) && stat -c %u:%g README.md",
@@ -120,7 +75,7 @@ def test_bare_starts_the_default_image_and_snapshots_the_checkout(container_host
     outcome, _, _ = prebuild(sample_repo("bare"))
     assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     assert "No devcontainer.json found" in outcome.warning_message and IMAGE in outcome.warning_message
-    out = in_snapshot(container_host, outcome.snapshot.image, "ls -A /workspaces/repo-bare")
+    out = container_host.in_snapshot(outcome.snapshot.image, "ls -A /workspaces/repo-bare")
     assert out.split() == [".git", "README.md", "src"]  # the runner's own configuration is gone
 
 
@@ -143,8 +98,7 @@ def test_the_image_the_user_and_the_environment_are_honoured(container_host, git
     assert "prebuilds devcontainer base image" in text  # a file only the image has
     assert "uid=1000" in text  # remoteUser
     assert "hello from containerEnv" in text
-    out = in_snapshot(
-        container_host,
+    out = container_host.in_snapshot(
         outcome.snapshot.image,
         "cat /usr/local/bin/made-by-oncreate; stat -c %U /workspaces/repo/owned-by-me",
     )
