@@ -243,6 +243,7 @@ def run_cli(
         pids_limit=limits.max_processes or 0,
         build_roots=[str(tmp)],
         refusals_path=str(refusals),
+        allowed_private_networks=list(limits.allowed_private_networks),
     )
     shim = write_guard(run_dir / "guard", policy)
     command = [

@@ -20,7 +20,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SandboxError, SandboxUnavailable
@@ -134,6 +134,9 @@ class GuardPolicy:
     pids_limit: int
     build_roots: list[str] = field(default_factory=list)  # further folders a build may read
     refusals_path: str = ""  # where refused vectors are recorded for the failure message
+    # With network: the private networks the container may reach (runner.podman_hook blocks the rest).
+    allowed_private_networks: list[str] = field(default_factory=list)
+    hooks_dir: str = ""  # the OCI hook that filters a networked container's routes
 
     def run_options(self) -> list[str]:
         return [
@@ -152,9 +155,24 @@ GUARD_POLICY_ENV = "PREBUILD_GUARD_POLICY"
 
 
 def write_guard(directory: Path, policy: GuardPolicy) -> Path:
-    """A policy file and an executable that runs the guard with it: the CLI's --docker-path."""
+    """A policy file and an executable that runs the guard with it: the CLI's --docker-path. With
+    network, also the hooks folder of runner.podman_hook."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     policy_path = directory / "policy.json"
+    if policy.network != "none":
+        hooks = directory / "hooks"
+        hooks.mkdir(mode=0o700, exist_ok=True)
+        hook = {
+            "version": "1.0.0",
+            "hook": {
+                "path": sys.executable,
+                "args": [sys.executable, "-I", "-m", "runner.podman_hook", str(policy_path)],
+            },
+            "when": {"always": True},
+            "stages": ["createRuntime"],
+        }
+        (hooks / "network-filter.json").write_text(json.dumps(hook))
+        policy = replace(policy, hooks_dir=str(hooks))
     policy_path.write_text(json.dumps(asdict(policy)))
     policy_path.chmod(0o600)
     shim = directory / "podman"

@@ -5,7 +5,8 @@ whichever CLI version or configuration produced it. Then the guard adds what the
 and the repository cannot ask for:
 
 - on run and create: a user namespace of its own (--userns=auto: root inside is an unprivileged
-  host uid), the environment class's network, memory, CPU and process limits, and the run's labels;
+  host uid), the environment class's network (with network, runner.podman_hook keeps the runner
+  host and private networks unreachable), memory, CPU and process limits, and the run's labels;
   the workspace bind gets U (its files are chowned into the container's id range, or root inside
   could not write its own checkout);
 - on build: no network unless the class allows it, and the class's memory. Not a user namespace:
@@ -59,6 +60,9 @@ def rewrite(policy: GuardPolicy, argv: list[str]) -> list[str]:
     )
     if sub in ("run", "create"):
         args = [sub, *policy.run_options(), *(_own_workspace(policy, a) for a in args[1:])]
+        if policy.hooks_dir:
+            # A global option: podman runs the hook that filters the container's routes.
+            args = [f"--hooks-dir={policy.hooks_dir}", *args]
     elif sub == "build" or args[:2] == ["buildx", "build"]:
         n = 2 if sub == "buildx" else 1
         limits = [f"--network={'none' if policy.network == 'none' else 'private'}", f"--memory={policy.memory_bytes}"]
@@ -111,7 +115,7 @@ def _state(name: str) -> Path:
 
 def hand_over_workspace(policy: GuardPolicy, args: list[str]) -> None:
     """exec -u USER (not root) for the first time: chown the workspace to USER first."""
-    if args[:1] != ["exec"]:
+    if args[:1] != ["exec"]:  # (run, which may carry a global option first, is not an exec)
         return
     options, container = parse_exec(args[1:])
     user = options.get("--user", "")

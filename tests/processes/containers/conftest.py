@@ -24,6 +24,7 @@ from runner.podman import RUN_LABEL, Podman, host_problem
 from runner.sandbox import SandboxLimits
 from runner.store import LocalSnapshotStore
 from runner.uids import UidPool
+from tests.processes.security.test_sandbox_network import listeners  # noqa: F401 - the same listeners as bubblewrap's
 from tests.runner_support import RecordingReporter
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from runner.executor import PrebuildResult
+from runner.sandbox import SandboxLimits
+from tests.processes.security.test_sandbox_network import METADATA, PROBE, saw_connection
 
 IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
 FULL_CAPABILITIES = "000001ffffffffff"
@@ -125,3 +127,40 @@ def test_local_env_substitution_cannot_read_the_runner_environment(git_repo, pre
     assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     assert "leak=[]" in reporter.text("onCreateCommand")
     assert token not in reporter.text()
+
+
+def probe_report(git_repo, prebuild, targets, *, allow_network: bool) -> dict:
+    request = json.dumps({"targets": targets, "guarded": METADATA})
+    repo = git_repo(
+        {
+            "tools/probe.py": PROBE,
+            ".devcontainer/devcontainer.json": json.dumps(
+                {"image": IMAGE, "onCreateCommand": ["python3", "tools/probe.py", request]}
+            ),
+        }
+    )
+    limits = SandboxLimits(memory_bytes=2 << 30, max_processes=1024, cpus=2, allow_network=allow_network)
+    outcome, reporter, _ = prebuild(repo, limits=limits)
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    lines = reporter.text("onCreateCommand").splitlines()
+    [report] = [line.removeprefix("PROBE ") for line in lines if line.startswith("PROBE ")]
+    return json.loads(report)
+
+
+def test_a_networked_container_reaches_no_service_of_the_runner_host(git_repo, prebuild, listeners):
+    targets = [target for _, addresses in listeners.values() for target in addresses]
+    report = probe_report(git_repo, prebuild, targets, allow_network=True)
+    attempts = report["attempts"]
+    assert [target for target, outcome in attempts.items() if not outcome.startswith("failed")] == []
+    assert [name for name, (server, _) in listeners.items() if saw_connection(server)] == []
+    # Still a network to the outside (never tried: this host has no internet): an interface, a route.
+    assert [name for name in report["interfaces"] if name != "lo"] != []
+    assert report["default_route"] is True
+
+
+def test_a_container_without_network_has_only_its_own_loopback(git_repo, prebuild, listeners):
+    server, addresses = listeners["wildcard"]
+    report = probe_report(git_repo, prebuild, addresses, allow_network=False)
+    assert report["interfaces"] == ["lo"]
+    assert report["default_route"] is False
+    assert not saw_connection(server)
