@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,12 @@ from ._proc import Watched, process_group_killer, pump, raise_if_stopped
 from .container_policy import VettedConfig, vet_config
 from .devcontainer import DevcontainerConfig
 from .errors import LifecycleFailed, SandboxError
-from .lifecycle import LogLine, StepEvent, now
+from .lifecycle import FORK_BOMB_SECONDS, PROCESS_INTERVAL, LogLine, StepEvent, now
 from .oci import IdShift, Layer, LayerSource, Layout, Registry, push, snapshot_manifest, tree_size, write_layer
-from .podman import ORG_LABEL, RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
+from .podman import RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
 from .sandbox import SandboxLimits
 from .snapshot import SnapshotInfo
+from .store import human_bytes
 
 # Without a devcontainer.json the spec's tools start a default image (Codespaces and Ona do too).
 DEFAULT_IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
@@ -134,6 +136,8 @@ class _Events:
         elif kind in ("start", "stop"):
             self._phase(kind, text)
         elif kind == "raw" or (kind == "text" and event.get("level", 0) >= 3):
+            if kind == "text" and not text.endswith("\n"):
+                text += "\n"  # a message of the CLI's own is whole; raw output comes in chunks
             if match := _EXIT.search(text):
                 self.exit_status = int(match.group(1))
             if match := _ANNOUNCED.search(text):
@@ -258,10 +262,10 @@ def run_cli(
         str(shim),
         "--log-format",
         "json",
+        # One id label only: podman ORs label filters of one key, so a second label shared with
+        # other runs (the organization's) would find their containers (the guard refuses them).
         "--id-label",
         f"{RUN_LABEL}={run_id}",
-        "--id-label",
-        f"{ORG_LABEL}={backend.organization}",
         "--remove-existing-container",
         "--update-remote-user-uid-default",
         "never",
@@ -278,13 +282,21 @@ def run_cli(
         start_new_session=True,
     )
     watched = Watched("cli", popen, process_group_killer(popen))
+    watch = _ContainerWatch(backend.podman, run_id, limits)
+
+    def stop_reason():
+        return watch.check() or (should_stop() if should_stop is not None else None)
+
     try:
-        results = pump([watched], on_lines=events.feed, should_stop=should_stop, deadline=deadline, on_tick=on_tick)
+        results = pump([watched], on_lines=events.feed, should_stop=stop_reason, deadline=deadline, on_tick=on_tick)
     except BaseException:
         events.close_all("stopped")
         raise
     if results["cli"].stopped_reason:
-        events.close_all("stopped")
+        events.failed_step = events.lifecycle
+        events.close_all("failed" if watch.violation else "stopped")
+    if watch.violation:
+        raise LifecycleFailed(watch.violation, step=events.failed_step or "container", exit_status=None)
     raise_if_stopped(results)
     outcome = _outcome(events.stdout)
     if refusals.exists():
@@ -296,15 +308,88 @@ def run_cli(
         step = events.failed_step
         if step is not None:
             status = events.exit_status
-            raise LifecycleFailed(
-                f"{step} exited with status {status}" if status is not None else f"{step} failed",
-                step=step,
-                exit_status=status,
-            )
+            message = f"{step} exited with status {status}" if status is not None else f"{step} failed"
+            if watch.saw_oom_kill or watch.out_of_memory():
+                message += f": out of memory (the limit is {human_bytes(limits.memory_bytes or 0)}{watch.of})"
+            elif watch.saw_refused_fork or watch.forks_refused():
+                message += f": it reached the process limit of {limits.max_processes}{watch.of}"
+            raise LifecycleFailed(message, step=step, exit_status=status)
         message = outcome.get("description") or outcome.get("message") or "the Dev Containers CLI failed"
         raise SandboxError(f"the container could not be started: {_ANSI.sub('', str(message))}")
     events.close_all("succeeded")
     return CliResult(outcome.get("containerId"), outcome.get("remoteWorkspaceFolder"), None)
+
+
+class _ContainerWatch:
+    """The run's container's cgroup, read on the host: a fork bomb held at the process limit
+    (pids.current at pids.max for FORK_BOMB_SECONDS, as the bubblewrap backend judges it) stops the
+    run, and an out-of-memory kill is named in the failure."""
+
+    CGROUP = Path("/sys/fs/cgroup")
+
+    def __init__(self, podman: Podman, run_id: str, limits: SandboxLimits, clock=time.monotonic):
+        self.podman, self.run_id, self.limits, self.clock = podman, run_id, limits, clock
+        self.cgroup: str | None = None
+        self.violation: str | None = None
+        self.next_check = 0.0
+        self.pinned_since: float | None = None
+        self.of = f" ({limits.origin})" if limits.origin else ""
+        # Seen while the container ran (it may be gone by the time the failure is written: a bomb
+        # also starves the container's own keep-alive loop, which then ends the container).
+        self.saw_refused_fork = False
+        self.saw_oom_kill = False
+
+    def _path(self) -> str | None:
+        if self.cgroup is None:
+            label = f"label={RUN_LABEL}={self.run_id}"
+            ids = self.podman.run("ps", "-q", "--filter", label, check=False).stdout.split()
+            if ids:
+                done = self.podman.run("inspect", "--type", "container", "--format", "{{.State.CgroupPath}}", ids[0])
+                self.cgroup = done.stdout.strip().lstrip("/") or None
+        return self.cgroup
+
+    def _read(self, controller: str, name: str) -> str | None:
+        path = self._path()
+        if path is None:
+            return None
+        for candidate in (self.CGROUP / controller / path / name, self.CGROUP / path / name):  # v1, then v2
+            with contextlib.suppress(OSError):
+                return candidate.read_text()
+        return None
+
+    def check(self) -> str | None:
+        now_ = self.clock()
+        # The counters on every poll (three small reads): the container may not live long.
+        self.saw_refused_fork = self.saw_refused_fork or self.forks_refused()
+        self.saw_oom_kill = self.saw_oom_kill or self.out_of_memory()
+        if self.violation is None and self.limits.max_processes and now_ >= self.next_check:
+            self.next_check = now_ + PROCESS_INTERVAL
+            current = self._read("pids", "pids.current")
+            limit = self.limits.max_processes
+            if current is not None and int(current) >= limit - max(2, limit // 20):
+                if self.pinned_since is None:
+                    self.pinned_since = now_
+                elif now_ - self.pinned_since >= FORK_BOMB_SECONDS:
+                    self.violation = (
+                        f"stopped: the commands kept hitting their process limit of {limit}{self.of} "
+                        f"for {FORK_BOMB_SECONDS:.0f}s: a fork bomb?"
+                    )
+            else:
+                self.pinned_since = None
+        return self.violation
+
+    def forks_refused(self) -> bool:
+        text = self._read("pids", "pids.events")
+        counts = dict(line.split() for line in (text or "").splitlines() if len(line.split()) == 2)
+        return int(counts.get("max", 0)) > 0
+
+    def out_of_memory(self) -> bool:
+        for controller, name in (("memory", "memory.oom_control"), ("memory", "memory.events")):
+            text = self._read(controller, name)
+            if text is not None:
+                counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+                return int(counts.get("oom_kill", 0)) > 0
+        return False
 
 
 def _outcome(stdout: list[str]) -> dict:

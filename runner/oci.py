@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import tarfile
@@ -358,6 +359,15 @@ class Registry:
             raise StoreError(f"the snapshot registry at {self.address} is unreachable: {exc}") from exc
 
 
+def tool_message(stderr: str) -> str:
+    """The last message of a containers tool (skopeo, podman): its msg="..." without the log frame."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    match = re.search(r'msg="((?:[^"\\]|\\.)*)"', lines[-1])
+    return match.group(1).replace('\\"', '"') if match else lines[-1].removeprefix("Error: ")
+
+
 def push(layout: Layout, ref: str, registry: Registry, snapshot_id: str, env: dict, digest_file: Path) -> str:
     """Copy the layout's image `ref` to the registry; returns the manifest digest."""
     command = [
@@ -372,6 +382,5 @@ def push(layout: Layout, ref: str, registry: Registry, snapshot_id: str, env: di
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise StoreError(f"pushing the snapshot failed: {lines[-1] if lines else 'skopeo gave no message'}")
+        raise StoreError(f"pushing the snapshot failed: {tool_message(done.stderr)}")
     return digest_file.read_text().strip()

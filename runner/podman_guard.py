@@ -15,7 +15,8 @@ and the repository cannot ask for:
   podman's build container, with its default capabilities, as on any rootful podman host;
 - named volumes are renamed into the run's own namespace (a repository's "cache" volume is not
   another tenant's "cache");
-- exec, start, stop, rm and container inspect act only on containers of this run;
+- exec, start, stop, rm and container inspect act only on containers of this run, and events
+  tell of this run's containers only;
 - before the first command run as a user other than root (the devcontainer's remoteUser), the
   workspace is handed to that user (chown -R inside the container), as a Codespace's checkout
   belongs to its user: the bind mount's U gave it to the container's root.
@@ -63,6 +64,10 @@ def rewrite(policy: GuardPolicy, argv: list[str]) -> list[str]:
         if policy.hooks_dir:
             # A global option: podman runs the hook that filters the container's routes.
             args = [f"--hooks-dir={policy.hooks_dir}", *args]
+    elif sub == "events":
+        # The CLI waits for "a container started" and takes the first one it hears of: on a shared
+        # runner that may be another run's (whose inspect this guard would refuse). Only its own.
+        args = [*args, "--filter", f"label={RUN_LABEL}={policy.run_id}"]
     elif sub == "build" or args[:2] == ["buildx", "build"]:
         n = 2 if sub == "buildx" else 1
         limits = [f"--network={'none' if policy.network == 'none' else 'private'}", f"--memory={policy.memory_bytes}"]

@@ -4,9 +4,11 @@ registry, images made from Debian packages. Each test is a whole prebuild (a few
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from runner.executor import PrebuildResult
 from runner.images import IMAGE_STAMP
+from runner.sandbox import SandboxLimits
 from tests.runner_support import RecordingReporter
 
 IMAGE = "mcr.microsoft.com/devcontainers/base:bookworm"
@@ -137,3 +139,34 @@ def test_a_dockerfile_build_and_a_local_feature_are_visible_to_the_lifecycle(con
     # build.target: the final stage was not built, so onCreateCommand's ls failed.
     assert outcome.result == PrebuildResult.FAILED and outcome.failure_message == "onCreateCommand exited with status 2"
     assert ("build", "succeeded") in steps(reporter)
+
+
+def test_a_memory_hog_fails_with_out_of_memory_named(git_repo, prebuild):
+    repo = git_repo(
+        {".devcontainer/devcontainer.json": devcontainer(onCreateCommand="python3 -c 'x = bytearray(600 << 20)'")}
+    )
+    limits = SandboxLimits(memory_bytes=256 << 20, max_processes=256, cpus=1, origin="environment class 'tiny'")
+    outcome, _, _ = prebuild(repo, limits=limits)
+    assert outcome.result == PrebuildResult.FAILED
+    assert outcome.failure_message == (
+        "onCreateCommand exited with status 137: out of memory (the limit is 256.0 MB (environment class 'tiny'))"
+    )
+
+
+def test_a_fork_bomb_is_contained_and_a_second_prebuild_completes_meanwhile(git_repo, sample_repo, prebuild):
+    # Every process forks for ever, and retries when the fork fails (a shell's bomb gives up there).
+    forever = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)"
+    bomb = git_repo(
+        {"bomb.py": forever, ".devcontainer/devcontainer.json": devcontainer(onCreateCommand="python3 bomb.py")}
+    )
+    limits = SandboxLimits(memory_bytes=1 << 30, max_processes=64, cpus=1, origin="environment class 'tiny'")
+    with ThreadPoolExecutor(2) as pool:
+        bombed = pool.submit(prebuild, bomb, limits=limits, timeout_seconds=300)
+        ok = pool.submit(prebuild, sample_repo("ok"))
+        ok_outcome = ok.result()[0]
+        bomb_outcome = bombed.result()[0]
+    assert ok_outcome.result == PrebuildResult.COMPLETED, ok_outcome.failure_message
+    # The bomb is held at the limit; the CLI's own shell in the container cannot fork either, and
+    # the command fails (or, when it happens to hold on, the runner stops it as a fork bomb).
+    assert bomb_outcome.result == PrebuildResult.FAILED
+    assert "process limit of 64 (environment class 'tiny')" in bomb_outcome.failure_message
