@@ -398,6 +398,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    # cel-python (protovalidate's CEL interpreter) logs each environment, activation and evaluation
+    # at INFO under these names: noise in every request, and costly.
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("Environment", "InterpretedRunner", "NameContainer", "Evaluator", "evaluation", "celtypes")
+    },
 }
 
 # --- Last: private files --------------------------------------------------------------------------
