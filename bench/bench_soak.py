@@ -234,7 +234,8 @@ def soak(base: str, topology: subprocess.Popen, data_dir: Path, env: dict, minut
 
     def create():
         reply = recorder.timed(
-            "create prebuild (REST)", lambda: api.request("POST", "/api/v1/prebuilds/", {"projectId": str(project.id)})
+            "create prebuild (REST)",
+            lambda: api.request("POST", "/api/v1/prebuilds/", {"projectId": str(project.id), "spec": {}}),
         )
         if reply:
             created.append(json.loads(reply[1])["id"])

@@ -6,14 +6,16 @@ code. They live in core, which imports no app, so that every app can raise them.
 
 
 class DomainError(Exception):
-    """Base class. `field` names the offending input when there is one."""
+    """Base class. `field` names the offending input when there is one; `details` are protobuf
+    messages that say more, for the Connect API's error details (a rule's violations)."""
 
     code = "internal"
 
-    def __init__(self, message: str, *, field: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, details: tuple = ()):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.details = details
 
 
 class NotFound(DomainError):

@@ -9,6 +9,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from core.errors import InvalidArgument
 
+# The range of a protobuf int32: what a request's integer field can hold at all (its rule, if any, is
+# the descriptor's).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
 
 def timestamp(value: datetime | None) -> Timestamp | None:
     if value is None:

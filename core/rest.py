@@ -1,5 +1,10 @@
-"""What every REST endpoint shares: the error body, paging, the duration format and the JSON form
-of gitpod.v1 messages (written by a plan per message type, not protobuf's generic encoder)."""
+"""What every REST endpoint shares: the error body, paging, the duration format, id fields, and
+the JSON form of gitpod.v1 messages (written by a plan per message type, not protobuf's generic
+encoder).
+
+Requests of the eleven gitpod.v1 methods are parsed here only for their types; their field rules are
+the descriptors', checked on the gitpod.v1 request message each endpoint builds from its input
+(core.validation), exactly as the Connect API checks its wire message."""
 
 from __future__ import annotations
 
@@ -11,16 +16,19 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema_field,
 )
+from gitpod.v1.pagination_pb2 import PaginationRequest
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError, InvalidArgument
-from core.pagination import paginate
-from core.proto import duration, parse_duration
+from core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, paginate
+from core.proto import INT32_MAX, INT32_MIN, duration, parse_duration
 from core.shapes import Field, camel
+from core.validation import validate
 
 # --- errors ------------------------------------------------------------------------------------
 
@@ -179,17 +187,52 @@ class DurationField(serializers.CharField):
         return duration(value).ToJsonString()
 
 
+class DurationMessageField(DurationField):
+    """The same syntax, parsed into a google.protobuf.Duration, nanoseconds and all, for a gitpod.v1
+    request message (a timedelta would round 7200.000000001s down to 7200s before the rule sees it)."""
+
+    def to_internal_value(self, data):
+        text = serializers.CharField.to_internal_value(self, data)
+        message = Duration()
+        try:
+            message.FromJsonString(text)
+        except (ValueError, OverflowError, TypeError):
+            raise serializers.ValidationError('must be a duration in seconds such as "3600s"') from None
+        return message
+
+
+@extend_schema_field(OpenApiTypes.UUID)
+class IdField(serializers.CharField):
+    """An id as the client wrote it: its rule (a UUID) is the descriptor's, checked on the request
+    message, so it is not normalised here (DRF's UUIDField would also take 32 bare hex digits)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, allow_blank=True, **kwargs)
+
+
+def Int32Field(**kwargs) -> serializers.IntegerField:  # noqa: N802 (a field, as DRF's are)
+    """An int32 of a request message: the bounds of the type only, its rule is the descriptor's."""
+    return serializers.IntegerField(min_value=INT32_MIN, max_value=INT32_MAX, **kwargs)
+
+
 class PageQuerySerializer(serializers.Serializer):
-    page_size = serializers.IntegerField(
-        required=False, min_value=0, default=0, help_text="0 or absent: 25; more than 100 is capped at 100"
+    page_size = Int32Field(
+        required=False,
+        default=0,
+        help_text=f"0 or absent: {DEFAULT_PAGE_SIZE}; at most {MAX_PAGE_SIZE} (pagination.page_size of gitpod.v1)",
     )
     token = serializers.CharField(
         required=False,
         default="",
         allow_blank=True,
         max_length=500,
-        help_text="pagination.nextToken of the page before",
+        help_text="pagination.nextToken of the page before, with the same filter",
     )
+
+
+def pagination_of(params: dict) -> PaginationRequest:
+    """The PaginationRequest of query parameters parsed by (a serializer extending) PageQuerySerializer."""
+    return PaginationRequest(page_size=params["page_size"], token=params["token"])
 
 
 class PaginationSerializer(serializers.Serializer):
@@ -197,9 +240,9 @@ class PaginationSerializer(serializers.Serializer):
 
 
 def message_data(message) -> dict:
-    """The JSON form of a gitpod.v1 message, as the Connect JSON codec writes it, except that fields
-    at their default value are written too (REST clients then always see every field): exactly
-    `MessageToDict(message, always_print_fields_with_no_presence=True)`.
+    """The JSON form of a gitpod.v1 message, exactly as the Connect JSON codec writes it (and as
+    connect-go's protojson does): `MessageToDict(message)`, so a field at its default value (0, "",
+    false, the UNSPECIFIED enum value, an unset optional field) is left out.
 
     protobuf's MessageToDict is generic pure Python and cost more than the rest of a 25-item list
     request; this walks a plan made once per message type instead. Kinds the plan does not cover
@@ -207,11 +250,14 @@ def message_data(message) -> dict:
     the two equal on real prebuilds and pools."""
     plan = _json_plan(message.DESCRIPTOR)
     if plan is None:
-        return MessageToDict(message, always_print_fields_with_no_presence=True)
+        return MessageToDict(message)
     data = {}
     for name, json_name, kind, has_presence, enum_values in plan:
-        if has_presence and not message.HasField(name):
-            continue
+        if has_presence:
+            if not message.HasField(name):
+                continue
+        elif not getattr(message, name):
+            continue  # a default value (0, "", false, enum 0) of a field without presence
         value = getattr(message, name)
         if kind == "plain":
             data[json_name] = value
@@ -279,12 +325,22 @@ def query(serializer_class, request):
     return serializer.validated_data
 
 
-def page_of(queryset, request, name: str, render, params: dict | None = None) -> Response:
-    """One page of `queryset` as {name: [...], "pagination": {"nextToken"}}. `params` are the
-    request's query parameters when the caller has validated them already (with a serializer
-    extending PageQuerySerializer)."""
-    params = params if params is not None else query(PageQuerySerializer, request)
-    page = paginate(queryset, page_size=params["page_size"], token=params["token"])
+def page_of(queryset, request, name: str, render, *, serializer=PageQuerySerializer) -> Response:
+    """One page of `queryset` as {name: [...], "pagination": {"nextToken"}}, for a REST list that
+    has no gitpod.v1 method: its paging is checked by the rule of gitpod.v1.PaginationRequest, and
+    its tokens are bound to its path and its filter parameters (those of `serializer`, a
+    PageQuerySerializer with the list's filters)."""
+    params = query(serializer, request)
+    pagination = pagination_of(params)
+    validate(pagination, prefix="pagination")
+    paging = set(PageQuerySerializer().fields)
+    names = sorted(set(serializer().fields) - paging)
+    scope = request.path + "?" + "&".join(f"{n}={v}" for n in names for v in request.query_params.getlist(n))
+    page = paginate(queryset, scope=scope, page_size=pagination.page_size, token=pagination.token)
+    return page_response(page, name, render)
+
+
+def page_response(page, name: str, render) -> Response:
     return Response({name: [render(item) for item in page.items], "pagination": {"nextToken": page.next_token}})
 
 

@@ -2,17 +2,19 @@
 the official gitpod-sdk and mounted as a Django view (so runserver, gunicorn, the test client and
 live_server all serve it).
 
-Each method: parse the request (what the protos declare but the library does not enforce: UUIDs,
-required fields, ranges), call the service layer, convert the result with prebuilds/proto.py or
-warmpools/proto.py. Business rules stay in the services; domain errors become Connect codes here.
+Every request message is first checked by the rules its descriptor declares (core.validation, with
+protovalidate), so a request Ona's servers refuse is refused here, as invalid_argument naming the
+field. Then each method reads its request with the conversions REST shares (prebuilds/proto.py,
+warmpools/proto.py), calls the service layer, and converts the result back. Business rules stay in
+the services; domain errors become Connect codes here.
 """
 
 from __future__ import annotations
 
 import contextvars
 import io
+import json
 import logging
-import uuid
 from types import SimpleNamespace
 
 from connectrpc._protocol import ConnectWireError  # the library's own error body and HTTP status
@@ -26,21 +28,18 @@ from django.views.decorators.csrf import csrf_exempt
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.pagination_pb2 import PaginationResponse
 from gitpod.v1.prebuild_connect import PrebuildServiceSync, PrebuildServiceWSGIApplication
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import Parse, ParseError
+from protobuf.wkt import Any  # protobuf-py's, which connectrpc's error details are made of
 
-from core.errors import DomainError, InvalidArgument
-from core.pagination import paginate
-from core.shapes import Field
+from core.errors import DomainError
+from core.validation import prepare, validate
 from prebuilds import services as prebuild_services
-from prebuilds.proto import prebuild_message, wire_rows
-from prebuilds.queries import PrebuildFilter, prebuilds_for
-from prebuilds.shapes import CREATE_PREBUILD, PREBUILD_FILTER
+from prebuilds.proto import create_prebuild_arguments, prebuild_message, prebuild_page
 from projects import services as project_services
 from projects.authentication import ApiTokenThrottle, TokenGuessing, authenticate_bearer, client_address
 from warmpools import services as warm_pool_services
-from warmpools.proto import warm_pool_message
-from warmpools.queries import warm_pools_for
-from warmpools.shapes import WARM_POOL, WARM_POOL_FILTER
+from warmpools.proto import size_arguments, warm_pool_message, warm_pool_page
 
 log = logging.getLogger(__name__)
 
@@ -52,156 +51,92 @@ READ_MAX_BYTES = 1024 * 1024
 # handlers only receive (request, ctx), and ctx carries no Django request.
 _actor: contextvars.ContextVar = contextvars.ContextVar("connect_actor")
 
-
-# --- request parsing (the protos' buf.validate rules) ---------------------------------------------
-
-
-def _uuid(value: str, field: str, *, required: bool = True) -> str | None:
-    if not value:
-        if required:
-            raise InvalidArgument(f"{field} is required", field=field)
-        return None
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise InvalidArgument(f"{field} must be a UUID", field=field) from None
-    return value
-
-
-def _uuid_list(values, field: Field) -> list[str]:
-    _max_items(values, field)
-    return [_uuid(value, field.path, required=True) for value in values]
+REQUESTS = (
+    pb.CreatePrebuildRequest,
+    pb.ListPrebuildsRequest,
+    pb.GetPrebuildRequest,
+    pb.CancelPrebuildRequest,
+    pb.DeletePrebuildRequest,
+    pb.CreatePrebuildLogsTokenRequest,
+    pb.CreateWarmPoolRequest,
+    pb.GetWarmPoolRequest,
+    pb.ListWarmPoolsRequest,
+    pb.UpdateWarmPoolRequest,
+    pb.DeleteWarmPoolRequest,
+)
+prepare(*REQUESTS)  # their rules compiled once, at start-up
 
 
-def _max_items(values, field: Field) -> None:
-    if len(values) > field.max_length:
-        raise InvalidArgument(f"{field.path} takes at most {field.max_length} items", field=field.path)
+# --- the service (each request already checked by its descriptor's rules) -----------------------
 
 
-def _size(request, field: Field) -> int | None:
-    """An optional pool size; None when absent. (Its range is the service's rule, in the words of
-    warmpools.shapes, as for every interface.)"""
-    return getattr(request, field.path) if request.HasField(field.path) else None
-
-
-def _page(request):
-    return {"page_size": request.pagination.page_size, "token": request.pagination.token}
-
-
-# --- the service -------------------------------------------------------------------------------
+def _pagination(page) -> PaginationResponse:
+    return PaginationResponse(next_token=page.next_token)
 
 
 class PrebuildService(PrebuildServiceSync):
     def create_prebuild(self, request, ctx):
-        project_id = _uuid(request.project_id, CREATE_PREBUILD.project_id.path)
-        environment_class_id = None
-        if request.HasField("environment_class_id"):
-            environment_class_id = _uuid(
-                request.environment_class_id, CREATE_PREBUILD.environment_class_id.path, required=False
-            )
-        if not request.HasField("spec"):
-            raise InvalidArgument("spec is required", field="spec")
-        timeout = request.spec.timeout.ToTimedelta() if request.spec.HasField("timeout") else None
+        arguments = create_prebuild_arguments(request)
         actor = _actor.get()
-        project = project_services.project_get(user=actor, project_id=project_id)
-        prebuild = prebuild_services.prebuild_create(
-            actor=actor, project=project, environment_class_id=environment_class_id, timeout=timeout
-        )
+        project = project_services.project_get(user=actor, project_id=arguments.pop("project_id"))
+        prebuild = prebuild_services.prebuild_create(actor=actor, project=project, **arguments)
         return pb.CreatePrebuildResponse(prebuild=prebuild_message(prebuild))
 
     def get_prebuild(self, request, ctx):
-        prebuild = prebuild_services.prebuild_get(
-            user=_actor.get(), prebuild_id=_uuid(request.prebuild_id, "prebuild_id")
-        )
+        prebuild = prebuild_services.prebuild_get(user=_actor.get(), prebuild_id=request.prebuild_id)
         return pb.GetPrebuildResponse(prebuild=prebuild_message(prebuild))
 
     def list_prebuilds(self, request, ctx):
-        f, shape = request.filter, PREBUILD_FILTER
-        _max_items(f.phases, shape.phases)
-        _max_items(f.triggered_by, shape.triggered_by)
-        filters = PrebuildFilter(
-            project_ids=_uuid_list(f.project_ids, shape.project_ids),
-            phases=list(f.phases),
-            triggered_by=list(f.triggered_by),
-            creator_ids=_uuid_list(f.creator_ids, shape.creator_ids),
-            executor_ids=_uuid_list(f.executor_ids, shape.executor_ids),
-        )
-        page = paginate(wire_rows(prebuilds_for(_actor.get(), filters)), **_page(request))
+        page = prebuild_page(_actor.get(), request)
         return pb.ListPrebuildsResponse(
-            prebuilds=[prebuild_message(p) for p in page.items],
-            pagination=PaginationResponse(next_token=page.next_token),
+            prebuilds=[prebuild_message(p) for p in page.items], pagination=_pagination(page)
         )
 
     def cancel_prebuild(self, request, ctx):
         actor = _actor.get()
-        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=_uuid(request.prebuild_id, "prebuild_id"))
+        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=request.prebuild_id)
         prebuild = prebuild_services.prebuild_cancel(actor=actor, prebuild=prebuild)
         return pb.CancelPrebuildResponse(prebuild=prebuild_message(prebuild))
 
     def delete_prebuild(self, request, ctx):
         actor = _actor.get()
-        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=_uuid(request.prebuild_id, "prebuild_id"))
+        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=request.prebuild_id)
         prebuild_services.prebuild_delete(actor=actor, prebuild=prebuild)
         return pb.DeletePrebuildResponse()
 
     def create_prebuild_logs_token(self, request, ctx):
         actor = _actor.get()
-        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=_uuid(request.prebuild_id, "prebuild_id"))
+        prebuild = prebuild_services.prebuild_get(user=actor, prebuild_id=request.prebuild_id)
         token = prebuild_services.prebuild_create_logs_token(actor=actor, prebuild=prebuild)
         return pb.CreatePrebuildLogsTokenResponse(access_token=token)
 
     def create_warm_pool(self, request, ctx):
-        project_id = _uuid(request.project_id, WARM_POOL.project_id.path)
-        environment_class_id = _uuid(request.environment_class_id, WARM_POOL.environment_class_id.path)
-        # desired_size (deprecated) has no presence on create: 0 means "not given".
-        desired_size = request.desired_size or None
-        min_size, max_size = _size(request, WARM_POOL.min_size), _size(request, WARM_POOL.max_size)
         actor = _actor.get()
-        project = project_services.project_get(user=actor, project_id=project_id)
+        project = project_services.project_get(user=actor, project_id=request.project_id)
         pool = warm_pool_services.warm_pool_create(
-            actor=actor,
-            project=project,
-            environment_class_id=environment_class_id,
-            min_size=min_size,
-            max_size=max_size,
-            desired_size=desired_size,
+            actor=actor, project=project, environment_class_id=request.environment_class_id, **size_arguments(request)
         )
         return pb.CreateWarmPoolResponse(warm_pool=warm_pool_message(pool))
 
     def get_warm_pool(self, request, ctx):
-        pool = warm_pool_services.warm_pool_get(
-            user=_actor.get(), warm_pool_id=_uuid(request.warm_pool_id, "warm_pool_id")
-        )
+        pool = warm_pool_services.warm_pool_get(user=_actor.get(), warm_pool_id=request.warm_pool_id)
         return pb.GetWarmPoolResponse(warm_pool=warm_pool_message(pool))
 
     def list_warm_pools(self, request, ctx):
-        queryset = warm_pools_for(
-            _actor.get(),
-            project_ids=_uuid_list(request.filter.project_ids, WARM_POOL_FILTER.project_ids),
-            environment_class_ids=_uuid_list(
-                request.filter.environment_class_ids, WARM_POOL_FILTER.environment_class_ids
-            ),
-        )
-        page = paginate(queryset.select_related(None), **_page(request))
+        page = warm_pool_page(_actor.get(), request)
         return pb.ListWarmPoolsResponse(
-            warm_pools=[warm_pool_message(pool) for pool in page.items],
-            pagination=PaginationResponse(next_token=page.next_token),
+            warm_pools=[warm_pool_message(pool) for pool in page.items], pagination=_pagination(page)
         )
 
     def update_warm_pool(self, request, ctx):
-        warm_pool_id = _uuid(request.warm_pool_id, "warm_pool_id")
-        sizes = {
-            field.name: _size(request, field)
-            for field in (WARM_POOL.min_size, WARM_POOL.max_size, WARM_POOL.desired_size)
-        }
         actor = _actor.get()
-        pool = warm_pool_services.warm_pool_get(user=actor, warm_pool_id=warm_pool_id)
-        pool = warm_pool_services.warm_pool_update(actor=actor, pool=pool, **sizes)
+        pool = warm_pool_services.warm_pool_get(user=actor, warm_pool_id=request.warm_pool_id)
+        pool = warm_pool_services.warm_pool_update(actor=actor, pool=pool, **size_arguments(request))
         return pb.UpdateWarmPoolResponse(warm_pool=warm_pool_message(pool))
 
     def delete_warm_pool(self, request, ctx):
         actor = _actor.get()
-        pool = warm_pool_services.warm_pool_get(user=actor, warm_pool_id=_uuid(request.warm_pool_id, "warm_pool_id"))
+        pool = warm_pool_services.warm_pool_get(user=actor, warm_pool_id=request.warm_pool_id)
         warm_pool_services.warm_pool_delete(actor=actor, pool=pool)
         return pb.DeleteWarmPoolResponse()
 
@@ -210,19 +145,29 @@ class PrebuildService(PrebuildServiceSync):
 
 
 def connect_error(exc: DomainError) -> ConnectError:
-    """A domain error as a Connect error; the message names the field when there is one."""
+    """A domain error as a Connect error; the message names the field when there is one. A rule's
+    violations travel as a buf.validate.Violations detail too, as connect-go's validate interceptor
+    sends them."""
     message = exc.message
     if exc.field and not message.startswith(exc.field):
         message = f"{exc.field}: {message}"
-    return ConnectError(Code(exc.code), message)
+    # The library packs details of its own protobuf runtime (protobuf-py): ours are google.protobuf
+    # messages, handed over packed, as their type and bytes.
+    details = [
+        Any(type_url=f"type.googleapis.com/{detail.DESCRIPTOR.full_name}", value=detail.SerializeToString())
+        for detail in exc.details
+    ]
+    return ConnectError(Code(exc.code), message, details=details)
 
 
-class DomainErrors:
-    """Unary interceptor: domain errors become their Connect code; anything unexpected becomes
+class CheckedCalls:
+    """Unary interceptor: every request is checked by its descriptor's rules before its method runs;
+    domain errors (a broken rule included) become their Connect code; anything unexpected becomes
     `internal` without leaking its text (the library would send str(exc) as `unknown`)."""
 
     def intercept_unary_sync(self, call_next, request, ctx):
         try:
+            validate(request)
             return call_next(request, ctx)
         except ConnectError:
             raise
@@ -235,6 +180,9 @@ class DomainErrors:
 
 class LenientJSON(ProtoJSONCodec):
     """JSON that ignores unknown fields, as connect-go does, so a newer client's request still works.
+    An enum name the descriptors do not define is refused, though (invalid_argument naming the
+    field), as an undefined number is in the binary codec: protobuf's parser would drop it without
+    a word along with unknown fields, and a misspelt phase in a filter would list everything.
 
     Every malformed body is invalid_argument (the library turns a decode error into one). A deeply
     nested body ('[' * 100000) makes the json module raise RecursionError, which protobuf wraps in
@@ -248,12 +196,43 @@ class LenientJSON(ProtoJSONCodec):
             if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
                 raise ConnectError(Code.INVALID_ARGUMENT, "request body is nested too deeply") from None
             raise
+        path = unknown_enum_name(json.loads(data), message.DESCRIPTOR)
+        if path:
+            raise ConnectError(Code.INVALID_ARGUMENT, f"{path}: value must be one of the defined enum values")
         return message
+
+
+def unknown_enum_name(data, descriptor, path: str = "") -> str | None:
+    """The path of the first enum name in `data` (a parsed JSON object of `descriptor`'s message)
+    that names no value of its enum, or None. Fields are matched as protobuf's parser matches them
+    (JSON name or proto name); unknown ones are ignored, as the parser ignored them."""
+    if not isinstance(data, dict):
+        return None
+    for field in descriptor.fields:
+        key = field.json_name if field.json_name in data else field.name
+        if key not in data:
+            continue
+        here = f"{path}{field.name}"
+        values = data[key] if field.label == FieldDescriptor.LABEL_REPEATED else [data[key]]
+        if not isinstance(values, list):
+            continue
+        for index, value in enumerate(values):
+            at = f"{here}[{index}]" if field.label == FieldDescriptor.LABEL_REPEATED else here
+            if field.type == FieldDescriptor.TYPE_ENUM:
+                if isinstance(value, str) and value not in field.enum_type.values_by_name:
+                    return at
+            elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.full_name.startswith(
+                "google.protobuf."
+            ):
+                found = unknown_enum_name(value, field.message_type, f"{at}.")
+                if found:
+                    return found
+    return None
 
 
 APPLICATION = PrebuildServiceWSGIApplication(
     PrebuildService(),
-    interceptors=[DomainErrors()],
+    interceptors=[CheckedCalls()],
     read_max_bytes=READ_MAX_BYTES,
     codecs=[google_protobuf_binary_codec(), LenientJSON()],
 )

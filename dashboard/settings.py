@@ -367,9 +367,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "REST API of the prebuild control plane. Prebuilds and warm pools have the field names and "
         "nesting of the gitpod.v1 Connect JSON form (camelCase, enums as names, durations such as "
-        '"3600s", 64-bit integers as strings). Authenticate with `Authorization: Bearer <API token>`. '
-        "Lists take `page_size` (default 25, at most 100) and `token` (the previous page's "
-        "`pagination.nextToken`; empty on the last page)."
+        '"3600s", 64-bit integers as strings), and as there a field at its default value is left out. '
+        "Their requests have the rules of the gitpod.v1 request messages (buf.validate). Authenticate "
+        "with `Authorization: Bearer <API token>`. Lists take `page_size` (default 25, at most 100) and "
+        "`token` (the previous page's `pagination.nextToken`, with the same filter; empty on the last page)."
     ),
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -414,6 +415,12 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    # cel-python (protovalidate's CEL interpreter) logs each environment, activation and evaluation
+    # at INFO under these names: noise in every request, and costly.
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("Environment", "InterpretedRunner", "NameContainer", "Evaluator", "evaluation", "celtypes")
+    },
 }
 
 # --- Last: private files --------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """REST API for prebuilds. A prebuild reads as the JSON form of gitpod.v1.Prebuild (prebuilds/proto.py),
-field for field what the Connect API's JSON codec sends; the serializers below describe that shape
-for the OpenAPI schema and parse request bodies."""
+exactly what the Connect API's JSON codec sends (fields at their default value left out); the
+serializers below describe that shape for the OpenAPI schema and parse request bodies for their
+types. Each request becomes the gitpod.v1 request message of its method (CreatePrebuildRequest,
+ListPrebuildsRequest), checked by the descriptor's rules (core.validation) as the Connect API checks
+its own, and read by the same conversions."""
 
 from __future__ import annotations
 
@@ -14,24 +17,36 @@ from rest_framework.response import Response
 from core.rest import (
     ID_PARAMETER,
     DurationField,
+    DurationMessageField,
+    IdField,
     PageQuerySerializer,
     PaginationSerializer,
     drf_field,
     message_data,
-    page_of,
+    page_response,
+    pagination_of,
     query,
     responses,
     serializer_class,
 )
+from core.validation import validate
 from prebuilds import services
-from prebuilds.proto import ALL_PHASE_NAMES, PHASE_NAMES, TRIGGER_NAMES, prebuild_message, wire_rows
-from prebuilds.queries import PrebuildFilter, prebuilds_for
+from prebuilds.proto import (
+    ALL_PHASE_NAMES,
+    ALL_TRIGGER_NAMES,
+    create_prebuild_arguments,
+    prebuild_message,
+    prebuild_page,
+)
 from prebuilds.shapes import CREATE_PREBUILD, PREBUILD_FILTER
 from projects import services as project_services
 
 # --- the shape of a prebuild (documentation of what message_data(prebuild_message(...)) writes) --
 
 UINT64 = {"help_text": "a 64-bit integer, written as a string as in protobuf JSON"}
+# protobuf JSON leaves out a field at its default value (0, "", false, UNSPECIFIED), as the Connect
+# JSON codec does: such fields are not required in the documented shape.
+OMITTED = "left out while at its default value"
 
 
 class Int64Field(serializers.CharField):
@@ -57,7 +72,7 @@ class PrebuildMetadataSerializer(serializers.Serializer):
 class PrebuildSpecSerializer(serializers.Serializer):
     specVersion = Int64Field(**UINT64)  # noqa: N815
     desiredPhase = serializers.ChoiceField(  # noqa: N815
-        ALL_PHASE_NAMES, help_text="CANCELLED or DELETED once asked for; UNSPECIFIED otherwise"
+        ALL_PHASE_NAMES, required=False, help_text=f"CANCELLED or DELETED once asked for; {OMITTED} (UNSPECIFIED)"
     )
     timeout = DurationField()
 
@@ -65,13 +80,17 @@ class PrebuildSpecSerializer(serializers.Serializer):
 class PrebuildStatusSerializer(serializers.Serializer):
     phase = serializers.ChoiceField(ALL_PHASE_NAMES)
     completionTime = serializers.DateTimeField(required=False)  # noqa: N815
-    failureMessage = serializers.CharField(allow_blank=True)  # noqa: N815
-    logUrl = serializers.CharField(allow_blank=True, help_text="empty until the runner sets it")  # noqa: N815
-    environmentId = serializers.CharField(allow_blank=True)  # noqa: N815
+    failureMessage = serializers.CharField(required=False, help_text=OMITTED)  # noqa: N815
+    logUrl = serializers.CharField(required=False, help_text="absent until the runner sets it")  # noqa: N815
+    environmentId = serializers.CharField(  # noqa: N815
+        required=False, help_text="the environment that built the prebuild; absent when none did (bubblewrap runner)"
+    )
     statusVersion = Int64Field(**UINT64)  # noqa: N815
-    warningMessage = serializers.CharField(allow_blank=True)  # noqa: N815
-    snapshotCompletionPercentage = serializers.IntegerField(min_value=0, max_value=100)  # noqa: N815
-    snapshotSizeBytes = Int64Field(**UINT64)  # noqa: N815
+    warningMessage = serializers.CharField(required=False, help_text=OMITTED)  # noqa: N815
+    snapshotCompletionPercentage = serializers.IntegerField(  # noqa: N815
+        min_value=0, max_value=100, required=False, help_text=f"while SNAPSHOTTING; {OMITTED} (0)"
+    )
+    snapshotSizeBytes = Int64Field(required=False, help_text=f"{UINT64['help_text']}; once COMPLETED")  # noqa: N815
 
 
 class PrebuildSerializer(serializers.Serializer):
@@ -94,17 +113,20 @@ def prebuild_data(prebuild) -> dict:
 # --- requests ----------------------------------------------------------------------------------
 
 
-C, F = CREATE_PREBUILD, PREBUILD_FILTER  # the declared fields: names, REST keys, limits, help
+C, F = CREATE_PREBUILD, PREBUILD_FILTER  # the declared fields: names, REST keys, help
 
 CreateSpecSerializer = serializer_class(
-    "CreateSpecSerializer", drf_field(C.timeout, DurationField, required=False), __module__=__name__
+    "CreateSpecSerializer",
+    drf_field(C.timeout, DurationMessageField, required=False, allow_null=True),
+    __module__=__name__,
 )
 
 CreatePrebuildSerializer = serializer_class(
     "CreatePrebuildSerializer",
-    drf_field(C.project_id, serializers.UUIDField),
-    drf_field(C.environment_class_id, serializers.UUIDField, required=False),
-    ("spec", CreateSpecSerializer(required=False)),
+    drf_field(C.project_id, IdField, required=False),
+    drf_field(C.environment_class_id, IdField, required=False, allow_null=True),
+    ("spec", CreateSpecSerializer(required=False, allow_null=True, help_text="required, {} for the defaults")),
+    __doc__="""CreatePrebuildRequest in its JSON form; its rules are the descriptor's.""",
     __module__=__name__,
 )
 
@@ -115,15 +137,38 @@ def _list(field, child):
 
 PrebuildFilterSerializer = serializer_class(
     "PrebuildFilterSerializer",
-    _list(F.project_ids, serializers.UUIDField()),
-    _list(F.phases, serializers.ChoiceField(PHASE_NAMES)),
-    _list(F.triggered_by, serializers.ChoiceField(TRIGGER_NAMES)),
-    _list(F.creator_ids, serializers.UUIDField()),
-    _list(F.executor_ids, serializers.UUIDField()),
+    _list(F.project_ids, IdField()),
+    _list(F.phases, serializers.ChoiceField(ALL_PHASE_NAMES)),
+    _list(F.triggered_by, serializers.ChoiceField(ALL_TRIGGER_NAMES)),
+    _list(F.creator_ids, IdField()),
+    _list(F.executor_ids, IdField()),
     base=PageQuerySerializer,
     __doc__="""ListPrebuilds' filter as query parameters; repeat one to give several values.""",
     __module__=__name__,
 )
+
+
+def create_request(data: dict) -> pb.CreatePrebuildRequest:
+    """The CreatePrebuildRequest of a REST body (parsed by CreatePrebuildSerializer): what is absent
+    or null stays unset, as in the Connect JSON form."""
+    create = pb.CreatePrebuildRequest(project_id=data.get("projectId", ""))
+    if data.get("environmentClassId") is not None:
+        create.environment_class_id = data["environmentClassId"]
+    spec = data.get("spec")
+    if spec is not None:
+        create.spec.SetInParent()
+        if spec.get("timeout") is not None:
+            create.spec.timeout.CopyFrom(spec["timeout"])
+    return create
+
+
+def list_request(params: dict) -> pb.ListPrebuildsRequest:
+    """The ListPrebuildsRequest of the REST query (parsed by PrebuildFilterSerializer); phases and
+    triggers come as their wire names."""
+    given = F.from_rest(params)
+    given["phases"] = [pb.PrebuildPhase.Value(name) for name in given.get("phases", [])]
+    given["triggered_by"] = [pb.PrebuildMetadata.PrebuildTrigger.Value(name) for name in given.get("triggered_by", [])]
+    return pb.ListPrebuildsRequest(pagination=pagination_of(params), filter=pb.ListPrebuildsRequest.Filter(**given))
 
 
 class LogsTokenSerializer(serializers.Serializer):
@@ -137,22 +182,18 @@ class PrebuildViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[PrebuildFilterSerializer], responses=responses({200: PrebuildListSerializer}, 400))
     def list(self, request):
         """Prebuilds of the caller's organizations, newest first, filtered and paged as ListPrebuilds."""
-        params = query(PrebuildFilterSerializer, request)
-        given = F.from_rest(params)
-        # Phases and triggers come as their wire names.
-        given["phases"] = [pb.PrebuildPhase.Value(name) for name in given.get("phases", [])]
-        given["triggered_by"] = [
-            pb.PrebuildMetadata.PrebuildTrigger.Value(name) for name in given.get("triggered_by", [])
-        ]
-        filters = PrebuildFilter(**given)
-        return page_of(wire_rows(prebuilds_for(request.user, filters)), request, "prebuilds", prebuild_data, params)
+        list_prebuilds = list_request(query(PrebuildFilterSerializer, request))
+        validate(list_prebuilds)
+        return page_response(prebuild_page(request.user, list_prebuilds), "prebuilds", prebuild_data)
 
     @extend_schema(request=CreatePrebuildSerializer, responses=responses({201: PrebuildSerializer}, 400, 403, 404))
     def create(self, request):
         """Start a prebuild of a project (members)."""
         serializer = CreatePrebuildSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        arguments = C.from_rest(serializer.validated_data)
+        create = create_request(serializer.validated_data)
+        validate(create)
+        arguments = create_prebuild_arguments(create)
         project = project_services.project_get(user=request.user, project_id=arguments.pop("project_id"))
         prebuild = services.prebuild_create(actor=request.user, project=project, **arguments)
         return Response(prebuild_data(prebuild), status=status.HTTP_201_CREATED)

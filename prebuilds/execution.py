@@ -160,9 +160,9 @@ def execute(prebuild_id: str) -> None:
     prebuild = status.prebuild_claim(prebuild_id=prebuild_id)
     if prebuild is None:
         return
-    prebuild = status.prebuild_set_status(
-        prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}", environment_id=str(prebuild.id)
-    )
+    # status.environment_id names the environment that builds the prebuild; the bubblewrap runner
+    # builds in a workspace that is no environment of the API, so it stays empty.
+    prebuild = status.prebuild_set_status(prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}")
     reporter = DatabaseReporter(prebuild)
     ensure_traversable(settings.WORKSPACES_DIR)
     project = prebuild.project

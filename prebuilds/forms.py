@@ -1,7 +1,9 @@
 """Forms of the prebuild pages: the list's filters and the trigger form.
 
-The trigger form parses only (the timeout's syntax); which project, class and timeout are allowed
-is decided by prebuilds.services.prebuild_create, whose messages the form shows next to the field.
+The trigger form parses only (the timeout's syntax); the view checks the CreatePrebuildRequest it
+makes of it by the descriptor's rules (the timeout's range, the ids) as the APIs do, and which
+project and class are allowed is decided by prebuilds.services.prebuild_create; each message is
+shown next to its field.
 """
 
 from django import forms
@@ -72,14 +74,15 @@ class PrebuildFilterForm(PageForm):
 
 
 class TriggerPrebuildForm(PageForm):
-    """Project and environment class are plain values rendered as selects: the service decides
-    whether they are allowed, so a form and the API refuse the same things with the same words."""
+    """Project and environment class are plain values rendered as selects: the request's rules and
+    the service decide whether they are allowed, so a form and the API refuse the same things with
+    the same words."""
 
     FIELD_MAP = CREATE_PREBUILD.form_errors()
 
     project = forms.CharField(label="Project", widget=forms.Select)
     environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)
-    timeout = DurationField(label="Timeout", required=False, help_text="Minutes or 30m, 1h; default 1h, at most 2h.")
+    timeout = DurationField(label="Timeout", required=False, help_text="Minutes or 30m, 1h; 5m to 2h, default 1h.")
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,8 +1,12 @@
-"""A prebuild in its wire form, gitpod.v1.Prebuild: the one conversion both APIs use.
+"""A prebuild in its wire form, gitpod.v1.Prebuild: the one conversion both APIs use; and the
+requests of the prebuild methods as the services' arguments.
 
 The Connect API sends this message; the REST API sends its JSON form (json_format.MessageToDict),
 so the two cannot drift apart. Only the prebuild's own columns are read (WIRE_COLUMNS), so
 converting a page of prebuilds never touches another table.
+
+Requests go the other way through the same message: Connect receives it, REST and the trigger form
+build it from their input; each checks it (core.validation) and reads it here.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from django.db.models import QuerySet
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.identity_pb2 import Subject
 
+from core.pagination import Page, list_scope, paginate
 from core.proto import duration, timestamp
-from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
+from prebuilds.models import Prebuild
+from prebuilds.queries import PrebuildFilter, prebuilds_for
 from projects.models import Principal
 
 # The wire names of the enums, for parsing names and for documenting them (REST and OpenAPI).
 ALL_PHASE_NAMES = list(pb.PrebuildPhase.keys())
-PHASE_NAMES = [pb.PrebuildPhase.Name(value) for value in PrebuildPhase.values if value]
-TRIGGER_NAMES = [pb.PrebuildMetadata.PrebuildTrigger.Name(value) for value in PrebuildTrigger.values if value]
+ALL_TRIGGER_NAMES = list(pb.PrebuildMetadata.PrebuildTrigger.keys())
 
 
 # The columns prebuild_message reads. API lists fetch only these, as named rows: making 25 model
@@ -95,3 +100,36 @@ def prebuild_message(prebuild: Prebuild) -> pb.Prebuild:
 def user_subject(user_id) -> Subject | None:
     """A user as a gitpod.v1 Subject (principal USER; the id is the user's UUID)."""
     return Subject(id=str(user_id), principal=Principal.USER) if user_id else None
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def create_prebuild_arguments(request: pb.CreatePrebuildRequest) -> dict:
+    """prebuild_create's arguments (and the project's id) from a checked CreatePrebuildRequest; an
+    absent class or timeout is None (the project's default class, the default timeout)."""
+    spec = request.spec
+    return {
+        "project_id": request.project_id,
+        "environment_class_id": request.environment_class_id if request.HasField("environment_class_id") else None,
+        "timeout": spec.timeout.ToTimedelta() if spec.HasField("timeout") else None,
+    }
+
+
+def prebuild_filter(request: pb.ListPrebuildsRequest) -> PrebuildFilter:
+    f = request.filter
+    return PrebuildFilter(
+        project_ids=list(f.project_ids),
+        phases=list(f.phases),
+        triggered_by=list(f.triggered_by),
+        creator_ids=list(f.creator_ids),
+        executor_ids=list(f.executor_ids),
+    )
+
+
+def prebuild_page(user, request: pb.ListPrebuildsRequest) -> Page:
+    """A page of ListPrebuilds, for a checked request (Connect's, or the one REST builds); its
+    tokens are bound to the method and the filter."""
+    queryset = wire_rows(prebuilds_for(user, prebuild_filter(request)))
+    scope = list_scope("gitpod.v1.PrebuildService/ListPrebuilds", request.filter)
+    return paginate(queryset, scope=scope, page_size=request.pagination.page_size, token=request.pagination.token)

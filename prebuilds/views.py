@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from gitpod.v1 import prebuild_pb2 as pb
 
 from core.errors import DomainError, InvalidArgument, NotFound, PermissionDenied
 from core.pages import domain_errors, render_poll
@@ -21,13 +22,15 @@ from prebuilds import services
 from prebuilds.forms import PrebuildFilterForm, TriggerPrebuildForm
 from prebuilds.logtokens import LIFETIME as LOGS_TOKEN_LIFETIME
 from prebuilds.models import Prebuild, PrebuildPhase
+from prebuilds.proto import create_prebuild_arguments
 from prebuilds.queries import prebuilds_for
-from projects.forms import add_domain_error
+from projects.forms import add_domain_error, add_violations
 from projects.models import EnvironmentClass, Membership, Project
 from projects.services import project_get
 from projects.views import current_organization_id, is_admin
 
 ROWS_TARGET = "prebuild-rows"
+FILTER_PARAMS = ("project", "environment_class", "phase", "trigger", "creator")
 # The happy path through the phases, drawn as the phase timeline on a prebuild's page.
 MAIN_PHASES = [
     PrebuildPhase.PENDING,
@@ -76,18 +79,24 @@ def _posted_project(request):
 
 
 def _trigger(request, form: TriggerPrebuildForm, project, project_error) -> Prebuild | None:
-    """Create the prebuild the form asks for; the service's errors land next to their fields."""
+    """Create the prebuild the form asks for, as CreatePrebuild does: its request message checked by
+    the descriptor's rules, then the service; the errors land next to their fields."""
     if project_error is not None:
         add_domain_error(form, project_error, TriggerPrebuildForm.FIELD_MAP)
     if not form.is_valid():
         return None
+    data = form.cleaned_data
+    create = pb.CreatePrebuildRequest(project_id=str(project.id), spec=pb.PrebuildSpec())
+    if data["environment_class"]:
+        create.environment_class_id = data["environment_class"]
+    if data["timeout"] is not None:
+        create.spec.timeout.FromTimedelta(data["timeout"])
+    if not add_violations(form, create, TriggerPrebuildForm.FIELD_MAP):
+        return None
+    arguments = create_prebuild_arguments(create)
+    del arguments["project_id"]
     try:
-        return services.prebuild_create(
-            actor=request.user,
-            project=project,
-            environment_class_id=form.cleaned_data["environment_class"] or None,
-            timeout=form.cleaned_data["timeout"],
-        )
+        return services.prebuild_create(actor=request.user, project=project, **arguments)
     except DomainError as error:
         add_domain_error(form, error, TriggerPrebuildForm.FIELD_MAP)
         return None
@@ -100,17 +109,19 @@ def _list_context(request, query: QueryDict, organization_id, projects) -> dict:
         query or None, projects=projects, classes=classes, creators=sorted(creators, key=lambda u: u.get_username())
     )
     queryset = prebuilds_for(request.user, filter_form.to_filter()).filter(organization_id=organization_id)
-    page_error = ""
-    try:
-        page = paginate(queryset, token=query.get("page", ""))
-    except InvalidArgument as error:
-        page_error, page = error.message, paginate(queryset)
     # The polled URL carries the filters and the page, never the selection (that comes along
     # separately with hx-include, so ticking boxes survives a refresh).
     params = QueryDict(mutable=True)
-    for name in ("project", "environment_class", "phase", "trigger", "creator", "page"):
+    for name in (*FILTER_PARAMS, "page"):
         if query.get(name):
             params[name] = query[name]
+    # A page token belongs to this organization's list with these filters.
+    scope = f"prebuilds-page:{organization_id}?{_without_page(params)}"
+    page_error = ""
+    try:
+        page = paginate(queryset, scope=scope, token=query.get("page", ""))
+    except InvalidArgument as error:
+        page_error, page = error.message, paginate(queryset, scope=scope)
     list_url = reverse("prebuilds:list")
     next_params = params.copy()
     if page.next_token:

@@ -3,7 +3,9 @@
 Forms parse what a person typed. The rules (which classes are allowed, who may do what, every
 limit) live in the services, and a service's DomainError is shown next to the field it names, so a
 form says exactly what the API says. A form may check a declared limit first (`limits`, from the
-request shapes: projects/shapes.py and its kin), in the service's own words.
+request shapes: projects/shapes.py and its kin), in the service's own words. A page that does what
+a gitpod.v1 method does builds that method's request message and checks it as the APIs do
+(`add_violations`), so its fields have the descriptor's rules in protovalidate's words.
 """
 
 import re
@@ -13,6 +15,7 @@ from django import forms
 
 from core.errors import DomainError
 from core.shapes import Field
+from core.validation import violations
 from projects.shapes import PROJECT
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*(?:(?P<s>\d+)\s*s)?$", re.IGNORECASE)
@@ -68,6 +71,19 @@ def add_domain_error(form: forms.Form, error: DomainError, field_map: dict[str, 
     naming), or above the form when it concerns none of them."""
     field = field_map.get(error.field or "")
     form.add_error(field if field in form.fields else None, error.message)
+
+
+def add_violations(form: forms.Form, message, field_map: dict[str, str]) -> bool:
+    """Check a request message by its descriptor's rules (core.validation), each violation shown next
+    to the form field of its path; True when there is none."""
+    found = violations(message)
+    for path, text in found:
+        field = field_map.get(path)
+        if field in form.fields:
+            form.add_error(field, text)
+        else:
+            form.add_error(None, f"{path}: {text}")
+    return not found
 
 
 class PageForm(forms.Form):

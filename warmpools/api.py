@@ -1,9 +1,12 @@
 """REST API for warm pools. A pool reads as the JSON form of gitpod.v1.WarmPool (warmpools/proto.py),
-field for field what the Connect API's JSON codec sends."""
+exactly what the Connect API's JSON codec sends (fields at their default value left out). Each pool
+request becomes the gitpod.v1 request message of its method (Create/Update/ListWarmPools), checked
+by the descriptor's rules (core.validation) as the Connect API checks its own."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
+from gitpod.v1 import prebuild_pb2 as pb
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,20 +14,25 @@ from rest_framework.response import Response
 from core.paths import redact_paths
 from core.rest import (
     ID_PARAMETER,
+    IdField,
+    Int32Field,
     PageQuerySerializer,
     PaginationSerializer,
     drf_field,
     message_data,
     page_of,
+    page_response,
+    pagination_of,
     query,
     responses,
     serializer_class,
 )
-from prebuilds.api import UINT64, Int64Field
+from core.validation import validate
+from prebuilds.api import OMITTED, UINT64, Int64Field
 from projects import services as project_services
 from warmpools import services
-from warmpools.proto import ALL_PHASE_NAMES, warm_pool_message
-from warmpools.queries import environments_for, warm_pools_for
+from warmpools.proto import ALL_PHASE_NAMES, size_arguments, warm_pool_message, warm_pool_page, with_sizes
+from warmpools.queries import environments_for
 from warmpools.shapes import CREATE_ENVIRONMENT, ENVIRONMENT_FILTER, WARM_POOL, WARM_POOL_FILTER
 
 # --- the shape of a warm pool ------------------------------------------------------------------
@@ -41,22 +49,30 @@ class WarmPoolMetadataSerializer(serializers.Serializer):
 
 class WarmPoolSpecSerializer(serializers.Serializer):
     specVersion = Int64Field(**UINT64)  # noqa: N815
-    desiredSize = serializers.IntegerField(help_text="deprecated: min = max = desiredSize")  # noqa: N815
+    desiredSize = serializers.IntegerField(  # noqa: N815
+        required=False, help_text=f"deprecated: min = max = desiredSize; {OMITTED} (0: not given)"
+    )
     snapshotId = serializers.UUIDField(  # noqa: N815
         required=False, help_text="the prebuild whose snapshot is warmed; absent until one completed"
     )
-    desiredPhase = serializers.ChoiceField(ALL_PHASE_NAMES)  # noqa: N815
-    minSize = serializers.IntegerField()  # noqa: N815
+    desiredPhase = serializers.ChoiceField(  # noqa: N815
+        ALL_PHASE_NAMES, required=False, help_text=f"DELETED once asked for; {OMITTED} (UNSPECIFIED)"
+    )
+    minSize = serializers.IntegerField(help_text="written even when 0: the field has presence")  # noqa: N815
     maxSize = serializers.IntegerField()  # noqa: N815
 
 
 class WarmPoolStatusSerializer(serializers.Serializer):
     phase = serializers.ChoiceField(ALL_PHASE_NAMES)
-    failureMessage = serializers.CharField(allow_blank=True)  # noqa: N815
+    failureMessage = serializers.CharField(required=False, help_text=OMITTED)  # noqa: N815
     statusVersion = Int64Field(**UINT64)  # noqa: N815
-    runningInstances = serializers.IntegerField(help_text="ready to be claimed")  # noqa: N815
-    stoppedInstances = serializers.IntegerField(help_text="provisioned but stopped")  # noqa: N815
-    desiredSize = serializers.IntegerField(help_text="the autoscaler's current target")  # noqa: N815
+    runningInstances = serializers.IntegerField(required=False, help_text=f"ready to be claimed; {OMITTED}")  # noqa: N815
+    stoppedInstances = serializers.IntegerField(  # noqa: N815
+        required=False, help_text=f"provisioned but stopped; {OMITTED}"
+    )
+    desiredSize = serializers.IntegerField(  # noqa: N815
+        required=False, help_text=f"the autoscaler's current target; {OMITTED}"
+    )
 
 
 class WarmPoolSerializer(serializers.Serializer):
@@ -79,12 +95,12 @@ def warm_pool_data(pool) -> dict:
 # --- requests ----------------------------------------------------------------------------------
 
 
-W = WARM_POOL  # the declared fields: names, REST keys, limits and help texts
+W = WARM_POOL  # the declared fields: names, REST keys and help texts
 
 
 def _size(field):
-    # The ranges (warmpools.shapes) are the service's rule, answered in its words as every rule is.
-    return drf_field(field, serializers.IntegerField, limits=False, required=False)
+    # Integers only: the ranges are the descriptor's, checked on the request message.
+    return drf_field(field, Int32Field, required=False, allow_null=True)
 
 
 SizesSerializer = serializer_class(
@@ -98,15 +114,15 @@ SizesSerializer = serializer_class(
 
 CreateWarmPoolSerializer = serializer_class(
     "CreateWarmPoolSerializer",
-    drf_field(W.project_id, serializers.UUIDField),
-    drf_field(W.environment_class_id, serializers.UUIDField),
+    drf_field(W.project_id, IdField, required=False),
+    drf_field(W.environment_class_id, IdField, required=False),
     base=SizesSerializer,
     __module__=__name__,
 )
 
 
-def _ids(field):
-    return drf_field(field, serializers.ListField, child=serializers.UUIDField(), required=False)
+def _ids(field, child=IdField):
+    return drf_field(field, serializers.ListField, child=child(), required=False)
 
 
 WarmPoolFilterSerializer = serializer_class(
@@ -118,6 +134,13 @@ WarmPoolFilterSerializer = serializer_class(
 )
 
 
+def _sizes(data: dict) -> dict:
+    """The sizes a REST body gives (absent or null: not given), by their service names."""
+    return {
+        name: value for name, value in W.from_rest(data).items() if name in ("min_size", "max_size", "desired_size")
+    }
+
+
 # --- endpoints ---------------------------------------------------------------------------------
 
 
@@ -126,9 +149,12 @@ class WarmPoolViewSet(viewsets.ViewSet):
     def list(self, request):
         """Warm pools of the caller's organizations, newest first, filtered and paged as ListWarmPools."""
         params = query(WarmPoolFilterSerializer, request)
-        queryset = warm_pools_for(request.user, **WARM_POOL_FILTER.from_rest(params))
-        # The wire form reads ids only: no joins.
-        return page_of(queryset.select_related(None), request, "warmPools", warm_pool_data, params)
+        list_pools = pb.ListWarmPoolsRequest(
+            pagination=pagination_of(params),
+            filter=pb.ListWarmPoolsRequest.Filter(**WARM_POOL_FILTER.from_rest(params)),
+        )
+        validate(list_pools)
+        return page_response(warm_pool_page(request.user, list_pools), "warmPools", warm_pool_data)
 
     @extend_schema(
         request=CreateWarmPoolSerializer,
@@ -138,9 +164,21 @@ class WarmPoolViewSet(viewsets.ViewSet):
         """Create the pool of a project and class (organization admins)."""
         serializer = CreateWarmPoolSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        arguments = W.from_rest(serializer.validated_data)
-        project = project_services.project_get(user=request.user, project_id=arguments.pop("project_id"))
-        pool = services.warm_pool_create(actor=request.user, project=project, **arguments)
+        data = serializer.validated_data
+        create = with_sizes(
+            pb.CreateWarmPoolRequest(
+                project_id=data.get("projectId", ""), environment_class_id=data.get("environmentClassId", "")
+            ),
+            **_sizes(data),
+        )
+        validate(create)
+        project = project_services.project_get(user=request.user, project_id=create.project_id)
+        pool = services.warm_pool_create(
+            actor=request.user,
+            project=project,
+            environment_class_id=create.environment_class_id,
+            **size_arguments(create),
+        )
         return Response(warm_pool_data(pool), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[ID_PARAMETER], responses=responses({200: WarmPoolSerializer}, 404))
@@ -158,7 +196,9 @@ class WarmPoolViewSet(viewsets.ViewSet):
         pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
         serializer = SizesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        pool = services.warm_pool_update(actor=request.user, pool=pool, **W.from_rest(serializer.validated_data))
+        update = with_sizes(pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)), **_sizes(serializer.validated_data))
+        validate(update)
+        pool = services.warm_pool_update(actor=request.user, pool=pool, **size_arguments(update))
         return Response(warm_pool_data(pool))
 
     @extend_schema(
@@ -221,7 +261,10 @@ CreateEnvironmentSerializer = serializer_class(
 )
 
 EnvironmentFilterSerializer = serializer_class(
-    "EnvironmentFilterSerializer", _ids(ENVIRONMENT_FILTER.project_ids), base=PageQuerySerializer, __module__=__name__
+    "EnvironmentFilterSerializer",
+    _ids(ENVIRONMENT_FILTER.project_ids, serializers.UUIDField),
+    base=PageQuerySerializer,
+    __module__=__name__,
 )
 
 
@@ -235,7 +278,7 @@ class EnvironmentViewSet(viewsets.ViewSet):
         """Environments of the caller's organizations, newest first."""
         params = query(EnvironmentFilterSerializer, request)
         queryset = environments_for(request.user, **ENVIRONMENT_FILTER.from_rest(params))
-        return page_of(queryset, request, "environments", environment_data)
+        return page_of(queryset, request, "environments", environment_data, serializer=EnvironmentFilterSerializer)
 
     @extend_schema(request=CreateEnvironmentSerializer, responses=responses({201: EnvironmentSerializer}, 400, 404))
     def create(self, request):

@@ -1,13 +1,15 @@
-"""Forms of the warm pool pages. They parse numbers, and check the sizes' declared limits
-(warmpools.shapes) in the service's words; min <= max, the classes a pool may use and who may
-change a pool are the services' rules, shown next to the field they concern."""
+"""Forms of the warm pool pages. They parse numbers only: the sizes' rules are the gitpod.v1
+request's, which the views check on the request message they build (core.validation), and min <=
+max, the classes a pool may use and who may change a pool are the services'; each error is shown
+next to the field it concerns."""
 
 from django import forms
 from django.urls import reverse
 
-from projects.forms import PageForm, limits
+from core.proto import INT32_MAX, INT32_MIN
+from projects.forms import PageForm
 from projects.models import EnvironmentClass
-from warmpools.shapes import WARM_POOL
+from warmpools.shapes import MAX_SIZE_RANGE, WARM_POOL
 
 
 def pool_classes(project) -> list[EnvironmentClass]:
@@ -19,7 +21,9 @@ def pool_classes(project) -> list[EnvironmentClass]:
 
 
 W = WARM_POOL
-MAX_HELP = f"At most {W.max_size.max_value}."
+MAX_HELP = f"At most {MAX_SIZE_RANGE[1]}."
+# What an int32 field of the request can hold at all.
+INT32 = {"min_value": INT32_MIN, "max_value": INT32_MAX}
 
 
 class WarmPoolCreateForm(PageForm):
@@ -27,10 +31,8 @@ class WarmPoolCreateForm(PageForm):
 
     project = forms.CharField(label="Project", widget=forms.Select)
     environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)
-    min_size = forms.IntegerField(label="Minimum instances", required=False, initial=0, **limits(W.min_size))
-    max_size = forms.IntegerField(
-        label="Maximum instances", required=False, initial=2, help_text=MAX_HELP, **limits(W.max_size)
-    )
+    min_size = forms.IntegerField(label="Minimum instances", required=False, initial=0, **INT32)
+    max_size = forms.IntegerField(label="Maximum instances", required=False, initial=2, help_text=MAX_HELP, **INT32)
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,5 +58,5 @@ class WarmPoolCreateForm(PageForm):
 class WarmPoolResizeForm(PageForm):
     FIELD_MAP = W.form_errors()
 
-    min_size = forms.IntegerField(label="Minimum instances", required=False, **limits(W.min_size))
-    max_size = forms.IntegerField(label="Maximum instances", required=False, help_text=MAX_HELP, **limits(W.max_size))
+    min_size = forms.IntegerField(label="Minimum instances", required=False, **INT32)
+    max_size = forms.IntegerField(label="Maximum instances", required=False, help_text=MAX_HELP, **INT32)

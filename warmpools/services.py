@@ -22,7 +22,6 @@ from projects.models import EnvironmentClass, Project, Role
 from projects.services import require_admin, require_member
 from warmpools import dispatch, queries, status
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool, WarmPoolPhase
-from warmpools.shapes import WARM_POOL
 
 
 def warm_pool_get(*, user, warm_pool_id) -> WarmPool:
@@ -33,11 +32,11 @@ def resolve_sizes(
     *, min_size: int | None, max_size: int | None, desired_size: int | None, current: WarmPool | None = None
 ) -> tuple[int, int]:
     """The pool's (min, max) from a request. A request with only the deprecated desired_size means
-    min = max = desired_size; absent fields keep their current value (or min 0 on create)."""
-    shape = WARM_POOL
-    for field, value in ((shape.min_size, min_size), (shape.max_size, max_size), (shape.desired_size, desired_size)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < field.min_value):
-            raise InvalidArgument(field.min_error(), field=field.path)
+    min = max = desired_size; absent fields keep their current value (or min 0 on create).
+
+    Each size is within its rule of the gitpod.v1 request (min 0..20, max and desired 1..20): the
+    interfaces check the request message (core.validation) before calling the services. What the
+    descriptors cannot say is said here: a pool needs a maximum, and min may not exceed max."""
     if min_size is None and max_size is None:
         if desired_size is not None:
             min_size = max_size = desired_size
@@ -47,8 +46,6 @@ def resolve_sizes(
         min_size = current.min_size if current else 0
     if max_size is None:
         max_size = current.max_size if current else max(min_size, 1)
-    if max_size > shape.max_size.max_value:
-        raise InvalidArgument(shape.max_size.max_error(), field=shape.max_size.path)
     if min_size > max_size:
         raise InvalidArgument(f"min_size ({min_size}) must not exceed max_size ({max_size})", field="min_size")
     return min_size, max_size
@@ -86,6 +83,11 @@ def warm_pool_create(
     )
     min_size, max_size = resolve_sizes(min_size=min_size, max_size=max_size, desired_size=desired_size)
     _check_class_gets_prebuilds(project, environment_class)
+    if not environment_class.enabled:
+        # As CreatePrebuild refuses it: no prebuild could ever give the pool a snapshot.
+        raise FailedPrecondition(
+            f"environment class {environment_class.display_name!r} is disabled", field="environment_class_id"
+        )
     snapshot = queries.newest_snapshot(project.id, environment_class.id)
     try:
         with transaction.atomic():
@@ -117,7 +119,8 @@ def warm_pool_update(
     max_size: int | None = None,
     desired_size: int | None = None,
 ) -> WarmPool:
-    """Resize. Fields left out keep their value; desired_size alone sets min = max."""
+    """Resize. Fields left out keep their value; desired_size alone sets min = max. A request that
+    changes nothing (no size, or the sizes the pool has) writes nothing: spec_version stays."""
     require_admin(actor, pool.organization_id, "resize warm pools")
 
     def mutate(current: WarmPool):
@@ -132,7 +135,7 @@ def warm_pool_update(
         changes = {"min_size": new_min, "max_size": new_max}
         if desired_size is not None:
             changes["desired_size"] = desired_size
-        return changes
+        return {name: value for name, value in changes.items() if getattr(current, name) != value}
 
     with transaction.atomic():
         pool, changed = cas_update(pool, version_field="spec_version", mutate=mutate)

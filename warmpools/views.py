@@ -10,10 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from gitpod.v1 import prebuild_pb2 as pb
 
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.pages import domain_errors, render_poll
-from projects.forms import add_domain_error
+from projects.forms import add_domain_error, add_violations
 from projects.models import Project
 from projects.services import project_get
 from projects.views import current_organization_id, is_admin
@@ -21,6 +22,7 @@ from warmpools import services
 from warmpools.forms import WarmPoolCreateForm, WarmPoolResizeForm
 from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics
 from warmpools.models import Environment, EnvironmentPhase, WarmPool, WarmPoolPhase
+from warmpools.proto import size_arguments, with_sizes
 from warmpools.queries import pool_environments, warm_pools_for
 
 ROWS_TARGET = "pool-rows"
@@ -84,17 +86,26 @@ def pool_list(request):
 
 
 def _create(request, form: WarmPoolCreateForm, project, project_error) -> WarmPool | None:
+    """Create the pool the form asks for, as CreateWarmPool does: its request message checked by the
+    descriptor's rules, then the service; the errors land next to their fields."""
     if project_error is not None:
         add_domain_error(form, project_error, WarmPoolCreateForm.FIELD_MAP)
     if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    create = with_sizes(
+        pb.CreateWarmPoolRequest(project_id=str(project.id), environment_class_id=data["environment_class"]),
+        min_size=data["min_size"],
+        max_size=data["max_size"],
+    )
+    if not add_violations(form, create, WarmPoolCreateForm.FIELD_MAP):
         return None
     try:
         return services.warm_pool_create(
             actor=request.user,
             project=project,
-            environment_class_id=form.cleaned_data["environment_class"] or None,
-            min_size=form.cleaned_data["min_size"],
-            max_size=form.cleaned_data["max_size"],
+            environment_class_id=create.environment_class_id,
+            **size_arguments(create),
         )
     except PermissionDenied:
         raise
@@ -131,14 +142,19 @@ def pool_detail(request, pk):
     resized = False
     if request.method == "POST":
         form = WarmPoolResizeForm(request.POST)
+        update = None
         if form.is_valid():
+            # As UpdateWarmPool: the request message checked by the descriptor's rules first.
+            update = with_sizes(
+                pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)),
+                min_size=form.cleaned_data["min_size"],
+                max_size=form.cleaned_data["max_size"],
+            )
+            if not add_violations(form, update, WarmPoolResizeForm.FIELD_MAP):
+                update = None
+        if update is not None:
             try:
-                pool = services.warm_pool_update(
-                    actor=request.user,
-                    pool=pool,
-                    min_size=form.cleaned_data["min_size"],
-                    max_size=form.cleaned_data["max_size"],
-                )
+                pool = services.warm_pool_update(actor=request.user, pool=pool, **size_arguments(update))
                 resized = True
             except (NotFound, PermissionDenied):
                 raise

@@ -30,7 +30,7 @@ def project_body(o):
 # (method, path, body) -> expected status for anonymous, outsider, member, admin.
 REST = [
     ("get", "/api/v1/prebuilds/", None, (401, 200, 200, 200)),
-    ("post", "/api/v1/prebuilds/", lambda o: {"projectId": str(o["org"].project.id)}, (401, 404, 201, 201)),
+    ("post", "/api/v1/prebuilds/", lambda o: {"projectId": str(o["org"].project.id), "spec": {}}, (401, 404, 201, 201)),
     ("get", "/api/v1/prebuilds/{prebuild}/", None, (401, 404, 200, 200)),
     ("post", "/api/v1/prebuilds/{prebuild}/cancel/", None, (401, 404, 200, 200)),
     ("post", "/api/v1/prebuilds/{prebuild}/logs-token/", None, (401, 404, 200, 200)),

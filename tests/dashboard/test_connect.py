@@ -13,7 +13,6 @@ import pytest
 from django.test import override_settings
 from gitpod.v1 import prebuild_pb2 as pb
 from gitpod.v1.identity_pb2 import Principal
-from google.protobuf.json_format import MessageToDict
 
 from prebuilds import services as prebuild_services
 from prebuilds import status as prebuild_status
@@ -140,7 +139,7 @@ def test_an_unexpected_error_is_internal_and_reveals_nothing(api, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr("dashboard.connect.prebuilds_for", broken)
+    monkeypatch.setattr("prebuilds.proto.prebuilds_for", broken)
     response = api["member"].connect_json("ListPrebuilds", {})
     assert error(response) == (500, "internal")
     assert b"hunter2" not in response.content
@@ -177,12 +176,13 @@ def test_throttled_per_token_with_resource_exhausted_and_a_shared_budget(org, ap
 
 
 def test_a_prebuild_has_every_field_filled_in(org, api, prebuild):
+    environment_id = str(uuid.uuid4())  # the environment that built it (a container backend has one)
     prebuild = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
     prebuild = prebuild_status.prebuild_set_status(
         prebuild=prebuild,
         phase=PrebuildPhase.RUNNING,
         log_url=f"http://testserver/logs/{prebuild.id}",
-        environment_id=str(prebuild.id),
+        environment_id=environment_id,
         warning_message="image ignored",
     )
     for phase in (PrebuildPhase.STOPPING, PrebuildPhase.SNAPSHOTTING):
@@ -198,7 +198,7 @@ def test_a_prebuild_has_every_field_filled_in(org, api, prebuild):
     p = response.message.prebuild
     assert p.status.phase == pb.PREBUILD_PHASE_COMPLETED
     assert p.status.log_url == f"http://testserver/logs/{prebuild.id}"
-    assert p.status.environment_id == str(prebuild.id)
+    assert p.status.environment_id == environment_id
     assert p.status.warning_message == "image ignored"
     assert p.status.snapshot_size_bytes == 5 * 2**32
     assert p.status.snapshot_completion_percentage == 0  # only while SNAPSHOTTING
@@ -230,27 +230,39 @@ def test_the_logs_token_is_for_that_prebuild(org, api, prebuild):
     logs_token_verify(token, prebuild_id=prebuild.id)  # raises when it is not
 
 
-def test_rest_and_connect_json_agree_field_for_field(org, api, prebuild):
-    connect = json.loads(api["member"].connect_json("GetPrebuild", {"prebuildId": str(prebuild.id)}).content)
-    rest = api["member"].rest("get", f"/api/v1/prebuilds/{prebuild.id}/").json()
-
-    def flatten(d, prefix=""):
-        out = {}
-        for key, value in d.items():
-            if isinstance(value, dict):
-                out.update(flatten(value, f"{prefix}{key}."))
-            else:
-                out[prefix + key] = value
-        return out
-
-    connect, rest = flatten(connect["prebuild"]), flatten(rest)
-    assert {k: rest[k] for k in connect} == connect  # same names, same values
-    # REST writes default-valued fields too; they are the message's own fields
-    assert set(rest) - set(connect) <= set(
-        flatten(
-            MessageToDict(
-                pb.Prebuild(status=pb.PrebuildStatus(), spec=pb.PrebuildSpec(), metadata=pb.PrebuildMetadata()),
-                always_print_fields_with_no_presence=True,
-            )
-        )
+def test_rest_and_connect_json_are_identical_for_prebuilds_and_pools(org, api, prebuild):
+    """The same prebuild or pool reads as the same JSON, byte for byte once parsed, from REST and from
+    Connect's JSON codec: fields at their default value are left out by both (a fresh prebuild has
+    no failure message, desired phase or log URL yet; a fresh pool no instances)."""
+    cancelled = prebuild_services.prebuild_create(actor=org.member, project=org.project)
+    prebuild_services.prebuild_cancel(actor=org.member, prebuild=cancelled)
+    running = prebuild_status.prebuild_claim(prebuild_id=prebuild.id)
+    prebuild_status.prebuild_set_status(
+        prebuild=running, phase=PrebuildPhase.RUNNING, log_url=f"http://testserver/logs/{prebuild.id}"
     )
+    for prebuild_id in (prebuild.id, cancelled.id):
+        connect = json.loads(api["member"].connect_json("GetPrebuild", {"prebuildId": str(prebuild_id)}).content)
+        rest = api["member"].rest("get", f"/api/v1/prebuilds/{prebuild_id}/").json()
+        assert rest == connect["prebuild"]
+    fresh = prebuild_services.prebuild_create(actor=org.member, project=org.project)
+    connect = json.loads(api["member"].connect_json("GetPrebuild", {"prebuildId": str(fresh.id)}).content)
+    assert api["member"].rest("get", f"/api/v1/prebuilds/{fresh.id}/").json() == connect["prebuild"]
+    assert "failureMessage" not in connect["prebuild"]["status"] and "desiredPhase" not in connect["prebuild"]["spec"]
+
+    pool = pool_services.warm_pool_create(
+        actor=org.admin, project=org.project, environment_class_id=org.small.id, max_size=2
+    )
+    empty = json.loads(api["member"].connect_json("GetWarmPool", {"warmPoolId": str(pool.id)}).content)
+    assert api["member"].rest("get", f"/api/v1/warm-pools/{pool.id}/").json() == empty["warmPool"]
+    # min_size is an optional field (it has presence): 0 is written; running_instances is not.
+    assert empty["warmPool"]["spec"]["minSize"] == 0 and "runningInstances" not in empty["warmPool"]["status"]
+    WarmPool.objects.filter(pk=pool.pk).update(snapshot=prebuild, status_desired_size=1, running_instances=1)
+    filled = json.loads(api["member"].connect_json("GetWarmPool", {"warmPoolId": str(pool.id)}).content)
+    assert api["member"].rest("get", f"/api/v1/warm-pools/{pool.id}/").json() == filled["warmPool"]
+    assert filled["warmPool"]["spec"]["snapshotId"] == str(prebuild.id)
+
+    # Lists too: the same items as the Connect lists.
+    connect_list = json.loads(api["member"].connect_json("ListPrebuilds", {}).content)["prebuilds"]
+    assert api["member"].rest("get", "/api/v1/prebuilds/").json()["prebuilds"] == connect_list
+    connect_pools = json.loads(api["member"].connect_json("ListWarmPools", {}).content)["warmPools"]
+    assert api["member"].rest("get", "/api/v1/warm-pools/").json()["warmPools"] == connect_pools

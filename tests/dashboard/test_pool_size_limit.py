@@ -1,5 +1,6 @@
-"""The warm pool size limit over both APIs: maxSize 20 is accepted on create and resize, 21 is a
-400 / invalid_argument naming the field."""
+"""The warm pool size limits over both APIs, as the descriptors declare them: maxSize 1 to 20 (0 and
+21 refused), desiredSize 1 to 20 when given, on create and resize: a 400 / invalid_argument naming
+the field."""
 
 import json
 
@@ -21,7 +22,11 @@ def rest_create(org, api, **sizes):
 def test_rest_create_accepts_twenty_and_refuses_twenty_one(org, api):
     refused = rest_create(org, api, maxSize=21)
     assert (refused.status_code, refused.json()["field"]) == (400, "maxSize")
-    assert "at most 20" in refused.json()["message"]
+    assert "less than or equal to 20" in refused.json()["message"]
+    for sizes, field in (({"maxSize": 0}, "maxSize"), ({"desiredSize": 21}, "desiredSize")):
+        refused = rest_create(org, api, **sizes)
+        assert (refused.status_code, refused.json()["field"]) == (400, field), refused.content
+    assert not WarmPool.objects.exists()
     accepted = rest_create(org, api, minSize=2, maxSize=20)
     assert accepted.status_code == 201, accepted.content
     assert (accepted.json()["spec"]["minSize"], accepted.json()["spec"]["maxSize"]) == (2, 20)
@@ -68,6 +73,14 @@ def test_connect_update_accepts_twenty_and_refuses_twenty_one(org, api):
     refused = update(21)
     assert connect_error(refused) == (400, "invalid_argument")
     assert "max_size" in json.loads(refused.content)["message"]
+    # desired_size 21 is refused naming desired_size (not max_size), and 0 is no size at all.
+    for desired in (21, 0):
+        refused = api["admin"].connect_proto(
+            "UpdateWarmPool", pb.UpdateWarmPoolRequest(warm_pool_id=pool_id, desired_size=desired)
+        )
+        assert connect_error(refused) == (400, "invalid_argument")
+        assert json.loads(refused.content)["message"].startswith("desired_size: "), refused.content
+    assert WarmPool.objects.get(id=pool_id).spec_version == 1
     updated = update(20)
     assert updated.status_code == 200, updated.content
     assert (updated.message.warm_pool.spec.min_size, updated.message.warm_pool.spec.max_size) == (1, 20)

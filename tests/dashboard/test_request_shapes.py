@@ -1,5 +1,7 @@
-"""A limit declared once (core.shapes, */shapes.py) holds in every interface that takes the field:
-REST, Connect and the page forms accept the largest value and refuse the next, in the same words."""
+"""A limit declared once holds in every interface that takes the field: REST, Connect and the page
+forms accept the largest value and refuse the next, in the same words. For the gitpod.v1 methods the
+limit is the descriptor's (checked on the request message by core.validation, in protovalidate's
+words); for the others it is declared in the shapes (core.shapes, */shapes.py)."""
 
 import pytest
 
@@ -42,15 +44,18 @@ def resize_pool(kind, org, api, client, pool, sizes):
     return False, next(iter(form.errors.values()))[0]
 
 
-# REST names the field as its JSON does; Connect and the form as the service does.
-TOO_BIG = {"rest": "maxSize must be at most 20", "connect": "max_size must be at most 20"}
-NEGATIVE = {"rest": "minSize must be a non-negative integer", "connect": "min_size must be a non-negative integer"}
+# The rule's words, as protovalidate says them; REST names the field as its JSON does, Connect by its
+# path, and the form shows the words next to the field.
+MAX_RULE = "value must be greater than or equal to 1 and less than or equal to 20"
+MIN_RULE = "value must be greater than or equal to 0 and less than or equal to 20"
+TOO_BIG = {"rest": f"maxSize: {MAX_RULE}", "connect": f"max_size: {MAX_RULE}", "form": MAX_RULE}
+NEGATIVE = {"rest": f"minSize: {MIN_RULE}", "connect": f"min_size: {MIN_RULE}", "form": MIN_RULE}
 KINDS = ["rest", "connect", "form"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_create_accepts_max_size_20_and_refuses_21(org, api, client, kind):
-    assert create_pool(kind, org, api, client, 21) == (False, TOO_BIG.get(kind, TOO_BIG["connect"]))
+    assert create_pool(kind, org, api, client, 21) == (False, TOO_BIG[kind])
     assert not WarmPool.objects.exists()
     assert create_pool(kind, org, api, client, 20) == (True, None)
     assert WarmPool.objects.get().max_size == 20
@@ -59,8 +64,9 @@ def test_create_accepts_max_size_20_and_refuses_21(org, api, client, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_resize_accepts_max_size_20_and_refuses_21_and_negative_sizes(org, api, client, make_pool, kind):
     pool = make_pool(min_size=1, max_size=3)
-    assert resize_pool(kind, org, api, client, pool, (1, 21)) == (False, TOO_BIG.get(kind, TOO_BIG["connect"]))
-    assert resize_pool(kind, org, api, client, pool, (-1, 3)) == (False, NEGATIVE.get(kind, NEGATIVE["connect"]))
+    assert resize_pool(kind, org, api, client, pool, (1, 21)) == (False, TOO_BIG[kind])
+    assert resize_pool(kind, org, api, client, pool, (-1, 3)) == (False, NEGATIVE[kind])
+    assert resize_pool(kind, org, api, client, pool, (0, 0)) == (False, TOO_BIG[kind])  # max_size 0: at least 1
     pool.refresh_from_db()
     assert (pool.min_size, pool.max_size) == (1, 3)
     assert resize_pool(kind, org, api, client, pool, (2, 20)) == (True, None)

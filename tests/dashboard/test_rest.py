@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db
 
 
 def create_prebuild(api, org, **body):
-    response = api["member"].rest("post", "/api/v1/prebuilds/", {"projectId": str(org.project.id), **body})
+    body = {"projectId": str(org.project.id), "spec": {}, **body}
+    response = api["member"].rest("post", "/api/v1/prebuilds/", body)
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -36,9 +37,10 @@ def test_create_prebuild_reads_as_the_connect_json_form(org, api):
     assert set(p) == {"id", "metadata", "spec", "status"}
     assert p["metadata"]["environmentClassId"] == str(org.large.id)
     assert p["metadata"]["creator"] == {"id": str(org.member.id), "principal": "PRINCIPAL_USER"}
-    assert p["spec"] == {"specVersion": "1", "desiredPhase": "PREBUILD_PHASE_UNSPECIFIED", "timeout": "1200s"}
-    assert p["status"]["phase"] == "PREBUILD_PHASE_PENDING"
-    assert p["status"]["logUrl"] == ""  # until the runner sets it
+    # As the Connect JSON form: fields at their default value (desiredPhase UNSPECIFIED, an empty
+    # logUrl until the runner sets it) are left out.
+    assert p["spec"] == {"specVersion": "1", "timeout": "1200s"}
+    assert p["status"] == {"phase": "PREBUILD_PHASE_PENDING", "statusVersion": "1"}
     assert create_prebuild(api, org)["metadata"]["environmentClassId"] == str(org.small.id)
 
 
@@ -46,25 +48,34 @@ def test_create_prebuild_reads_as_the_connect_json_form(org, api):
     "body, status, code, field",
     [
         ({"projectId": "nope"}, 400, "invalid_argument", "projectId"),
-        ({}, 400, "invalid_argument", "projectId"),
+        ({"projectId": None}, 400, "invalid_argument", "projectId"),
+        ({"spec": None}, 400, "invalid_argument", "spec"),  # required, as in CreatePrebuildRequest
         ({"spec": {"timeout": "0s"}}, 400, "invalid_argument", "spec.timeout"),
-        ({"spec": {"timeout": "7201s"}}, 400, "invalid_argument", "spec.timeout"),
+        ({"spec": {"timeout": "299s"}}, 400, "invalid_argument", "spec.timeout"),
+        ({"spec": {"timeout": "7200.000000001s"}}, 400, "invalid_argument", "spec.timeout"),
         ({"spec": {"timeout": "one hour"}}, 400, "invalid_argument", "spec.timeout"),
         ({"environmentClassId": "x"}, 400, "invalid_argument", "environmentClassId"),
+        ({"environmentClassId": ""}, 400, "invalid_argument", "environmentClassId"),  # not the default class
         ({"environmentClassId": "unconfigured"}, 400, "failed_precondition", "environmentClassId"),
         ({"projectId": str(uuid.uuid4())}, 404, "not_found", "projectId"),
     ],
 )
 def test_create_prebuild_errors_name_the_field(org, api, body, status, code, field):
-    body = {"projectId": str(org.project.id), **body}
+    body = {
+        key: value for key, value in {"projectId": str(org.project.id), "spec": {}, **body}.items() if value is not None
+    }
     if body.get("environmentClassId") == "unconfigured":
         body["environmentClassId"] = str(org.unconfigured.id)
-    if body == {"projectId": str(org.project.id)}:
-        body = {}
     response = api["member"].rest("post", "/api/v1/prebuilds/", body)
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
     assert response.json()["field"] == field
+    assert not Prebuild.objects.exists()
+
+
+def test_create_prebuild_timeout_boundaries(org, api):
+    for timeout in ("300s", "7200s"):
+        assert create_prebuild(api, org, spec={"timeout": timeout})["spec"]["timeout"] == timeout
 
 
 def test_prebuild_retrieve_cancel_logs_token_and_delete(org, api):
@@ -91,7 +102,7 @@ def ids(response):
 def test_prebuild_list_filters_and_pages(org, api):
     a = create_prebuild(api, org)
     b = create_prebuild(api, org, environmentClassId=str(org.large.id))
-    c = api["admin"].rest("post", "/api/v1/prebuilds/", {"projectId": str(org.project.id)}).json()
+    c = api["admin"].rest("post", "/api/v1/prebuilds/", {"projectId": str(org.project.id), "spec": {}}).json()
     scheduled = prebuild_services.prebuild_create(
         actor=org.admin, project=org.project, triggered_by=PrebuildTrigger.SCHEDULED
     )
@@ -123,14 +134,21 @@ def test_prebuild_list_filters_and_pages(org, api):
     )
     assert [p["id"] for p in rest["prebuilds"]] == everyone[3:] and rest["pagination"]["nextToken"] == ""
 
+    # A token is good for the filter it was issued with only.
+    token = first["pagination"]["nextToken"]
     for params, field in (
         ({"token": "garbage"}, "token"),
+        ({"token": token, "phases": "PREBUILD_PHASE_PENDING"}, "token"),
+        ({"token": token[:-2] + ("AA" if not token.endswith("AA") else "BB")}, "token"),  # tampered
         ({"page_size": -1}, "page_size"),
+        ({"page_size": 101}, "page_size"),
         ({"phases": "RUNNING"}, "phases"),
-        ({"project_ids": "x"}, "project_ids"),
+        ({"project_ids": "x"}, "project_ids[0]"),
+        ({"project_ids": [str(org.project.id)] * 26}, "project_ids"),
     ):
         response = api["member"].client.get("/api/v1/prebuilds/", params, headers=api["member"].headers)
         assert response.status_code == 400 and response.json()["field"].startswith(field), (params, response.json())
+    assert len(ids(api["member"].client.get("/api/v1/prebuilds/", {"page_size": 100}, headers=api["member"].headers)))
 
 
 def test_warm_pools_create_retrieve_resize_list_delete(org, api):
@@ -140,14 +158,8 @@ def test_warm_pools_create_retrieve_resize_list_delete(org, api):
     assert response.status_code == 201, response.content
     pool = response.json()
     assert pool["spec"]["minSize"] == 1 and pool["spec"]["maxSize"] == 3
-    assert pool["status"] == {
-        "phase": "WARM_POOL_PHASE_PENDING",
-        "failureMessage": "",
-        "statusVersion": "1",
-        "runningInstances": 0,
-        "stoppedInstances": 0,
-        "desiredSize": 1,
-    }
+    # No failure message and no instances yet: left out, as in the Connect JSON form.
+    assert pool["status"] == {"phase": "WARM_POOL_PHASE_PENDING", "statusVersion": "1", "desiredSize": 1}
     again = api["admin"].rest("post", "/api/v1/warm-pools/", body)
     assert (again.status_code, again.json()["code"]) == (409, "already_exists")
     unconfigured = api["admin"].rest(
@@ -290,7 +302,7 @@ def test_the_browsable_api_uses_the_session_with_csrf(org):
     browser.force_login(org.member)
     page = browser.get("/api/v1/prebuilds/", headers={"Accept": "text/html"})
     assert page.status_code == 200 and b"<html" in page.content
-    body = json.dumps({"projectId": str(org.project.id)})
+    body = json.dumps({"projectId": str(org.project.id), "spec": {}})
     refused = browser.post("/api/v1/prebuilds/", body, content_type="application/json")
     assert refused.status_code == 403 and "CSRF" in refused.json()["message"]
     csrf = browser.cookies["csrftoken"].value

@@ -1,5 +1,6 @@
-"""The REST API's JSON form of a message is protobuf's own (MessageToDict with every field written),
-though projects.api.message_data builds it without MessageToDict for speed."""
+"""The REST API's JSON form of a message is protobuf's own, as the Connect JSON codec writes it
+(MessageToDict: a field at its default value left out), though core.rest.message_data builds it
+without MessageToDict for speed."""
 
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def protobuf_json(message) -> dict:
-    return MessageToDict(message, always_print_fields_with_no_presence=True)
+    return MessageToDict(message)
 
 
 def test_prebuilds_in_every_state_read_as_protobuf_writes_them(org):

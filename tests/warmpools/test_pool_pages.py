@@ -133,9 +133,13 @@ def test_admin_creates_a_pool(client, org):
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"max_size": 21}, "max_size", "max_size must be at most 20"),
+        # CreateWarmPool's rules (its descriptor's, in protovalidate's words), as the APIs apply them
+        ({"max_size": 21}, "max_size", "value must be greater than or equal to 1 and less than or equal to 20"),
+        ({"max_size": 0}, "max_size", "value must be greater than or equal to 1 and less than or equal to 20"),
+        ({"min_size": -1}, "min_size", "value must be greater than or equal to 0 and less than or equal to 20"),
+        ({"environment_class": ""}, "environment_class", "value is required"),
+        # the service's
         ({"min_size": 5, "max_size": 2}, "min_size", "min_size (5) must not exceed max_size (2)"),
-        ({"min_size": -1}, "min_size", "min_size must be a non-negative integer"),
         ({"max_size": "many"}, "max_size", "Enter a whole number."),
         ({"environment_class": "gpu"}, "environment_class", "environment class 'gpu' does not have prebuilds enabled"),
     ],
@@ -221,7 +225,7 @@ def test_a_resized_pool_polls_until_the_reconciler_reaches_the_new_sizes(client,
     ("data", "field", "message"),
     [
         ({"min_size": 4, "max_size": 3}, "min_size", "min_size (4) must not exceed max_size (3)"),
-        ({"min_size": 0, "max_size": 30}, "max_size", "max_size must be at most 20"),
+        ({"min_size": 0, "max_size": 30}, "max_size", "less than or equal to 20"),
     ],
 )
 def test_resize_errors_are_inline(client, org, make_pool, data, field, message):

@@ -343,12 +343,14 @@ def test_list_prebuilds_with_each_filter_and_across_pages(live, sdk):
     assert pages == (len(everything) + 1) // 2 or pages == len(everything) // 2 + 1
     created = [p.metadata.created_at.ToDatetime() for p in paged]
     assert created == sorted(created, reverse=True)
-    # The default page is 25 and a larger one is capped at 100.
+    # The default page is 25, and 100 the largest (101 is refused: the descriptor's rule).
     first = member.list_prebuilds(pb.ListPrebuildsRequest())
     assert len(first.prebuilds) == min(25, len(everything))
     assert len(
-        member.list_prebuilds(pb.ListPrebuildsRequest(pagination=PaginationRequest(page_size=1000))).prebuilds
+        member.list_prebuilds(pb.ListPrebuildsRequest(pagination=PaginationRequest(page_size=100))).prebuilds
     ) == len(everything)
+    too_many = pb.ListPrebuildsRequest(pagination=PaginationRequest(page_size=101))
+    assert error_of(member.list_prebuilds, too_many).code is Code.INVALID_ARGUMENT
 
 
 # --- the JSON codec over plain HTTP ------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_trigger_form_validates_in_place_and_follows_the_project(page, org, log_
     timeout.fill("3h")
     page.get_by_role("button", name="Trigger prebuild").click()
     error = page.locator("#id_timeout_error")
-    expect(error).to_have_text("spec.timeout must be at most 2 hours")
+    expect(error).to_have_text("value must be greater than or equal to 300s and less than or equal to 7200s")
     expect(timeout).to_have_attribute("aria-invalid", "true")
     expect(environment_class).to_have_value(str(org.large.id))  # kept
     assert still_same_page(page)
@@ -158,7 +158,9 @@ def test_create_a_pool_resize_it_and_see_the_gauge_change(page, org, log_in, scr
     page.get_by_label("Minimum instances").fill("4")
     page.get_by_label("Maximum instances").fill("25")
     page.get_by_role("button", name="Resize").click()
-    expect(page.locator("#id_max_size_error")).to_have_text("max_size must be at most 20")
+    expect(page.locator("#id_max_size_error")).to_have_text(
+        "value must be greater than or equal to 1 and less than or equal to 20"
+    )
     page.get_by_label("Maximum instances").fill("8")
     page.get_by_role("button", name="Resize").click()
     expect(page.get_by_role("status").filter(has_text="Resized.")).to_be_visible()
