@@ -13,6 +13,7 @@ from django.conf import settings
 
 from projects.models import RunnerBackend
 from projects.services import repository_local_sources
+from runner import instances as runner_instances
 from runner.checkout import LocalSources
 from runner.container_run import ContainerBackend
 from runner.images import EmbeddedRegistry
@@ -129,6 +130,10 @@ def container_backend(environment_class) -> ContainerBackend | None:
     runner = environment_class.runner
     if runner.backend != RunnerBackend.PODMAN:
         return None
+    return organization_container_backend(runner.organization_id)
+
+
+def organization_container_backend(organization_id) -> ContainerBackend:
     engine = podman()
     engine.ensure()
     work = settings.CONTAINERS_DIR / "runs"
@@ -136,11 +141,35 @@ def container_backend(environment_class) -> ContainerBackend | None:
     return ContainerBackend(
         podman=engine,
         cli=settings.CONTAINER_CLI,
-        registry=snapshot_registry(runner.organization_id),
+        registry=snapshot_registry(organization_id),
         layout=Layout(settings.CONTAINERS_DIR / "layout"),
         work_dir=work,
-        organization=str(runner.organization_id),
+        organization=str(organization_id),
         default_image=settings.CONTAINER_DEFAULT_IMAGE,
+    )
+
+
+# --- warm pool instances from either kind of snapshot -------------------------------------------
+
+
+def stage_instance(prebuild, staging_dir: Path) -> runner_instances.Provisioned:
+    """A stopped instance of a prebuild's snapshot: its archive copied to the runner's disk, or its
+    image pulled onto the runner (then the folder only marks the instance)."""
+    if prebuild.snapshot_image:
+        backend = organization_container_backend(prebuild.project.organization_id)
+        return runner_instances.stage_image(backend, prebuild.snapshot_image, staging_dir)
+    return runner_instances.stage(
+        snapshot_store(), str(prebuild.id), staging_dir, expected_sha256=prebuild.snapshot_sha256
+    )
+
+
+def start_instance(prebuild, workspace: Path, staged: Path | None = None) -> runner_instances.Provisioned:
+    """A running instance: the snapshot's workspace tree in `workspace`."""
+    if prebuild.snapshot_image:
+        backend = organization_container_backend(prebuild.project.organization_id)
+        return runner_instances.start_image(backend, prebuild.snapshot_image, workspace)
+    return runner_instances.start(
+        snapshot_store(), str(prebuild.id), workspace, expected_sha256=prebuild.snapshot_sha256, staged=staged
     )
 
 

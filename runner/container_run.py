@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -27,10 +28,22 @@ from ._fs import cleanup_tree
 from ._proc import Watched, process_group_killer, pump, raise_if_stopped
 from .container_policy import VettedConfig, vet_config
 from .devcontainer import DevcontainerConfig
-from .errors import LifecycleFailed, SandboxError
+from .errors import LifecycleFailed, SandboxError, SnapshotError
 from .lifecycle import FORK_BOMB_SECONDS, PROCESS_INTERVAL, LogLine, StepEvent, now
-from .oci import IdShift, Layer, LayerSource, Layout, Registry, push, snapshot_manifest, tree_size, write_layer
+from .oci import (
+    IdShift,
+    Layer,
+    LayerSource,
+    Layout,
+    Registry,
+    push,
+    snapshot_manifest,
+    tool_message,
+    tree_size,
+    write_layer,
+)
 from .podman import RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
+from .podman_guard import WORKSPACE_TARGET
 from .sandbox import SandboxLimits
 from .snapshot import SnapshotInfo
 from .store import human_bytes
@@ -193,11 +206,13 @@ class PreparedConfig:
     path: Path  # what the CLI reads
     vetted: VettedConfig
     original: bytes | None  # the repository's own file, put back by restore()
+    mode: int = 0o644
 
     def restore(self) -> None:
         self.path.unlink(missing_ok=True)
         if self.original is not None:
             self.path.write_bytes(self.original)
+            self.path.chmod(self.mode)  # as checked out, not as this process's umask would have it
 
 
 def prepare_config(workspace: Path, config: DevcontainerConfig | None, default_image: str) -> PreparedConfig:
@@ -210,12 +225,14 @@ def prepare_config(workspace: Path, config: DevcontainerConfig | None, default_i
     else:
         vetted = vet_config(config.data)
         path = workspace / config.path
-    original = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    is_file = path.is_file() and not path.is_symlink()
+    original = path.read_bytes() if is_file else None
+    mode = stat.S_IMODE(path.stat().st_mode) if is_file else 0o644
     path.unlink(missing_ok=True)  # a link of that name is not ours to follow
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w") as f:
         json.dump(vetted.data, f)
-    return PreparedConfig(path, vetted, original)
+    return PreparedConfig(path, vetted, original, mode)
 
 
 def run_cli(
@@ -317,7 +334,11 @@ def run_cli(
         message = outcome.get("description") or outcome.get("message") or "the Dev Containers CLI failed"
         raise SandboxError(f"the container could not be started: {_ANSI.sub('', str(message))}")
     events.close_all("succeeded")
-    return CliResult(outcome.get("containerId"), outcome.get("remoteWorkspaceFolder"), None)
+    # Where the checkout was mounted (the guard saw the CLI's bind mount): the workspace layer goes
+    # there, whatever workspaceFolder names as the folder to work in.
+    target = run_dir / "guard" / WORKSPACE_TARGET
+    mounted = target.read_text().strip() if target.exists() else None
+    return CliResult(outcome.get("containerId"), mounted or outcome.get("remoteWorkspaceFolder"), None)
 
 
 class _ContainerWatch:
@@ -491,7 +512,8 @@ def snapshot_container(
 
     base_ref = _ensure_base(backend, state.image_id)
     layer: Layer = write_layer(backend.layout.blobs, sources, state.shift, on_bytes=on_bytes, should_stop=should_stop)
-    manifest = snapshot_manifest(backend.layout, base_ref, layer, state.labels, created_by=f"prebuild {snapshot_id}")
+    labels = {**state.labels, WORKSPACE_LABEL: "/" + target}
+    manifest = snapshot_manifest(backend.layout, base_ref, layer, labels, created_by=f"prebuild {snapshot_id}")
     manifest_digest, manifest_size = backend.layout.put_json(manifest)
     ref = f"snapshot-{snapshot_id}"
     backend.layout.tag(ref, manifest_digest, manifest_size)
@@ -509,6 +531,49 @@ def snapshot_container(
         source_bytes=total,
         image=backend.registry.pinned(digest),
     )
+
+
+# --- restores ---------------------------------------------------------------------------------
+
+# The snapshot image's own record of where its workspace is.
+WORKSPACE_LABEL = "dev.prebuilds.workspace-folder"
+
+
+def pull_snapshot(backend: ContainerBackend, image: str) -> None:
+    """The snapshot image in this runner host's storage. The first pull is the only transfer
+    (layers the host has already, the base image's, are not fetched again); podman checks the
+    manifest digest the reference is pinned to."""
+    if backend.podman.run("image", "exists", image, check=False).returncode == 0:
+        return
+    tls = "true" if backend.registry.tls_verify else "false"
+    done = backend.podman.run("pull", "--quiet", f"--tls-verify={tls}", image, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise SnapshotError(f"cannot pull the snapshot {image}: {tool_message(done.stderr)}")
+
+
+def workspace_folder(backend: ContainerBackend, image: str) -> str:
+    template = '{{index .Config.Labels "' + WORKSPACE_LABEL + '"}}'
+    folder = backend.podman.run("image", "inspect", "--format", template, image).stdout.strip()
+    if not folder.startswith("/") or folder == "/":
+        raise SnapshotError(f"the snapshot {image} does not say where its workspace is")
+    return folder
+
+
+def export_workspace(backend: ContainerBackend, image: str, dest: Path) -> Path:
+    """The snapshot's workspace tree copied out of its image into dest (a folder of the runner:
+    what warm pools hold until their instances become containers)."""
+    pull_snapshot(backend, image)
+    folder = workspace_folder(backend, image)
+    container = backend.podman.run("create", "--network=none", image, "true").stdout.strip()
+    try:
+        mount = Path(backend.podman.run("mount", container).stdout.strip())
+        try:
+            shutil.copytree(mount / folder.lstrip("/"), dest, symlinks=True)
+        finally:
+            backend.podman.run("umount", container, check=False)
+    finally:
+        backend.podman.run("rm", "-f", container, check=False)
+    return dest
 
 
 def cleanup_run(backend: ContainerBackend, run_id: str, run_dir: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import checkout, devcontainer
 from ._fs import cleanup_tree
+from .container_run import ContainerBackend, export_workspace, pull_snapshot
 from .errors import SnapshotCorrupt, StoreFull
 from .lifecycle import run_lifecycle
 from .snapshot import restore_snapshot
@@ -80,6 +81,25 @@ def start(
             ) from None
         raise
     return Provisioned(info.path, tree_size(info.path))
+
+
+def stage_image(backend: ContainerBackend, image: str, staging_dir: Path) -> Provisioned:
+    """A stopped instance of an image snapshot: the image pulled onto the runner (the transfer), a
+    folder marking the instance. Its disk is the image's layers, shared by every instance."""
+    pull_snapshot(backend, image)
+    Path(staging_dir).mkdir(parents=True, exist_ok=False)
+    return Provisioned(Path(staging_dir), 0)
+
+
+def start_image(backend: ContainerBackend, image: str, workspace: Path) -> Provisioned:
+    """A running instance of an image snapshot: its workspace tree copied out of the image. (Warm
+    pools hold workspace folders until their instances become containers.)"""
+    try:
+        export_workspace(backend, image, Path(workspace))
+    except BaseException:
+        cleanup_tree(Path(workspace))
+        raise
+    return Provisioned(Path(workspace), tree_size(Path(workspace)))
 
 
 def tree_size(root: Path) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from projects.runner_bridge import ensure_traversable, sandbox_options, snapshot_store
+from projects.runner_bridge import ensure_traversable, sandbox_options, start_instance
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import status
@@ -36,10 +36,7 @@ def build(environment_id) -> Environment | None:
     ensure_traversable(environments_dir())
     try:
         if environment.source == EnvironmentSource.SNAPSHOT:
-            snapshot = environment.snapshot
-            runner_instances.start(
-                snapshot_store(), str(snapshot.id), workspace, expected_sha256=snapshot.snapshot_sha256
-            )
+            start_instance(environment.snapshot, workspace)
         else:
             project = environment.project
             runner_instances.build_cold(

@@ -33,7 +33,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from prebuilds.models import Prebuild, PrebuildPhase
-from projects.runner_bridge import snapshot_store
+from projects.runner_bridge import stage_instance, start_instance
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import autoscale, queries, services, status
@@ -111,14 +111,13 @@ def _reconcile(pool: WarmPool, now: datetime) -> WarmPool:
 
 
 def _converge(pool: WarmPool, snapshot: Prebuild, target: int) -> None:
-    store = snapshot_store()
     current = PoolInstance.objects.filter(pool=pool, snapshot=snapshot)
     running = list(current.filter(state=InstanceState.RUNNING))
     staged = list(current.filter(state=InstanceState.STOPPED))
     # Build the new capacity first.
     while len(running) < target:
         source = staged.pop() if staged else None
-        running.append(_start(pool, snapshot, store, source))
+        running.append(_start(pool, snapshot, source))
     # Then retire what is no longer wanted: older snapshots first, then extras (all idle: a
     # claimed instance is an environment and is never touched here).
     for instance in PoolInstance.objects.filter(
@@ -129,31 +128,23 @@ def _converge(pool: WarmPool, snapshot: Prebuild, target: int) -> None:
         _retire(pool, instance)
     wanted_staged = max(0, pool.max_size - target)
     while len(staged) < wanted_staged:
-        staged.append(_stage(pool, snapshot, store))
+        staged.append(_stage(pool, snapshot))
     for instance in staged[wanted_staged:]:
         _retire(pool, instance)
 
 
-def _start(pool, snapshot, store, staged: PoolInstance | None) -> PoolInstance:
+def _start(pool, snapshot, staged: PoolInstance | None) -> PoolInstance:
     instance = staged or PoolInstance(pool=pool, snapshot=snapshot)
     workspace = pool_dir(pool) / f"instance-{instance.id}"
-    provisioned = runner_instances.start(
-        store,
-        str(snapshot.id),
-        workspace,
-        expected_sha256=snapshot.snapshot_sha256,
-        staged=Path(staged.path) if staged else None,
-    )
+    provisioned = start_instance(snapshot, workspace, staged=Path(staged.path) if staged else None)
     if staged is not None:
         runner_instances.remove(Path(staged.path))
     return status.instance_running(instance, path=str(provisioned.path), size_bytes=provisioned.size_bytes)
 
 
-def _stage(pool, snapshot, store) -> PoolInstance:
+def _stage(pool, snapshot) -> PoolInstance:
     instance = PoolInstance(pool=pool, snapshot=snapshot)
-    staged = runner_instances.stage(
-        store, str(snapshot.id), pool_dir(pool) / f"staged-{instance.id}", expected_sha256=snapshot.snapshot_sha256
-    )
+    staged = stage_instance(snapshot, pool_dir(pool) / f"staged-{instance.id}")
     return status.instance_staged(instance, path=str(staged.path), size_bytes=staged.size_bytes)
 
 

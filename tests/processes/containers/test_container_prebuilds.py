@@ -3,9 +3,18 @@ registry, images made from Debian packages. Each test is a whole prebuild (a few
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import stat
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
+
+from runner.container_run import export_workspace
+from runner.errors import SnapshotError
 from runner.executor import PrebuildResult
 from runner.images import IMAGE_STAMP
 from runner.sandbox import SandboxLimits
@@ -170,3 +179,46 @@ def test_a_fork_bomb_is_contained_and_a_second_prebuild_completes_meanwhile(git_
     # the command fails (or, when it happens to hold on, the runner stops it as a fork bomb).
     assert bomb_outcome.result == PrebuildResult.FAILED
     assert "process limit of 64 (environment class 'tiny')" in bomb_outcome.failure_message
+
+
+def content_digest(root: Path) -> dict[str, tuple]:
+    """Every path under root but .git: kind, mode and content (mtimes differ between two builds)."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel == ".git" or rel.startswith(".git/") or rel == ".prebuilt-at":
+            continue
+        st = path.lstat()
+        if path.is_symlink():
+            result[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            result[rel] = ("dir", stat.S_IMODE(st.st_mode))
+        else:
+            result[rel] = ("file", stat.S_IMODE(st.st_mode), hashlib.sha256(path.read_bytes()).hexdigest())
+    return result
+
+
+def test_a_restore_onto_a_runner_without_the_image_pulls_it_and_the_workspace_is_the_prebuilds(
+    container_host, sample_repo, prebuild, work_dir
+):
+    repo = sample_repo("ok")
+    outcome, _, run_id = prebuild(repo)
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    backend = container_host.backend(work_dir / "container-work")
+    image = outcome.snapshot.image
+    container_host.podman.run("rmi", "-f", image)  # the runner's local storage no longer has it
+    restored = export_workspace(backend, image, work_dir / "restored")
+    assert container_host.podman.run("image", "exists", image, check=False).returncode == 0  # pulled
+    expected = work_dir / "expected"
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(repo), str(expected)], check=True, umask=0o022)
+    build = ["python3", "tools/build_tree.py", "200", "1024", "1"]
+    subprocess.run(build, cwd=expected, check=True, capture_output=True, umask=0o022)
+    assert content_digest(restored) == content_digest(expected)
+    assert (restored / ".prebuilt-at").exists()  # updateContentCommand's file, made only in the container
+
+
+def test_a_snapshot_pinned_by_a_digest_the_registry_does_not_hold_is_refused(container_host, work_dir):
+    backend = container_host.backend(work_dir / "container-work")
+    forged = backend.registry.pinned("sha256:" + "0" * 64)
+    with pytest.raises(SnapshotError, match="cannot pull the snapshot"):
+        export_workspace(backend, forged, work_dir / "restored")
