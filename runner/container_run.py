@@ -149,8 +149,12 @@ class _Events:
         elif kind in ("start", "stop"):
             self._phase(kind, text)
         elif kind == "raw" or (kind == "text" and event.get("level", 0) >= 3):
-            if kind == "text" and not text.endswith("\n"):
-                text += "\n"  # a message of the CLI's own is whole; raw output comes in chunks
+            if kind == "text":
+                # A message of the CLI's own is a whole line of its own (raw output comes in
+                # chunks): it neither continues nor is continued by the command's output.
+                self.flush(self.lifecycle or self._current())
+                if not text.endswith("\n"):
+                    text += "\n"
             if match := _EXIT.search(text):
                 self.exit_status = int(match.group(1))
             if match := _ANNOUNCED.search(text):

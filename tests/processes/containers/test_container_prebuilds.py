@@ -222,3 +222,11 @@ def test_a_snapshot_pinned_by_a_digest_the_registry_does_not_hold_is_refused(con
     forged = backend.registry.pinned("sha256:" + "0" * 64)
     with pytest.raises(SnapshotError, match="cannot pull the snapshot"):
         export_workspace(backend, forged, work_dir / "restored")
+
+
+def test_chatty_keeps_200000_lines_in_order(sample_repo, prebuild):
+    outcome, reporter, _ = prebuild(sample_repo("chatty"))
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    numbers = [int(text.split()[2]) for step, _, text in reporter.lines if text.startswith("log line ")]
+    assert numbers == list(range(200000))
+    assert {step for step, _, text in reporter.lines if text.startswith("log line ")} == {"onCreateCommand"}

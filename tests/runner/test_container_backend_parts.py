@@ -1,0 +1,250 @@
+"""The container backend's parts that need no engine: the guard's rewriting of podman argument
+vectors, the CLI event stream turned into steps and lines, and the snapshot layer writer."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+
+import pytest
+import zstandard
+
+from runner import podman_guard
+from runner.container_run import _Events
+from runner.errors import ArgumentRefused
+from runner.oci import IdShift, LayerSource, Layout, snapshot_manifest, tool_message, write_layer
+from runner.podman import GUARD_POLICY_ENV, GuardPolicy, write_guard
+
+WS = "/srv/runs/abc/repo"
+
+
+@pytest.fixture
+def policy(tmp_path, monkeypatch):
+    policy = GuardPolicy(
+        podman="/usr/bin/podman",
+        workspace=WS,
+        run_id="run1",
+        organization="org1",
+        network="none",
+        memory_bytes=1 << 30,
+        cpus=2,
+        pids_limit=256,
+    )
+    shim = write_guard(tmp_path / "guard", policy)
+    monkeypatch.setenv(GUARD_POLICY_ENV, str(shim.parent / "policy.json"))
+    return policy
+
+
+CLI_RUN = [
+    "run",
+    "--sig-proxy=false",
+    "-a",
+    "STDOUT",
+    "--mount",
+    f"type=bind,source={WS},target=/workspaces/repo",
+    "--mount",
+    "type=volume,src=cache,dst=/cache",
+    "--userns=keep-id",
+    "-l",
+    "devcontainer.local_folder=x",
+    "--entrypoint",
+    "/bin/sh",
+    "img:1",
+    "-c",
+    "echo started",
+]
+
+
+def test_run_gets_the_runners_options_and_loses_keep_id(policy):
+    args = podman_guard.rewrite(policy, CLI_RUN)
+    assert args[:9] == [
+        "run",
+        "--userns=auto",
+        "--network=none",
+        f"--memory={1 << 30}",
+        f"--memory-swap={1 << 30}",
+        "--cpus=2",
+        "--pids-limit=256",
+        "--label=dev.prebuilds.run=run1",
+        "--label=dev.prebuilds.organization=org1",
+    ]
+    assert "--userns=keep-id" not in args
+    # The checkout is chowned into the container's range; a named volume is the run's own.
+    assert f"type=bind,source={WS},target=/workspaces/repo,U=true" in args
+    assert "type=volume,source=prebuild-run1-cache,target=/cache" in args
+    assert args[-3:] == ["img:1", "-c", "echo started"]  # the image and its command, untouched
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--privileged"],
+        ["--network=host"],
+        ["-v", "/:/host"],
+        ["--mount", "type=bind,source=/etc,target=/x"],
+        ["--cap-add", "SYS_ADMIN"],
+        ["--security-opt", "seccomp=unconfined"],
+        ["--userns=host"],
+        ["--mount", "type=volume,source=x,target=/y,volume-opt=device=/"],
+    ],
+)
+def test_widening_options_are_refused_whoever_adds_them(policy, extra):
+    with pytest.raises(ArgumentRefused):
+        podman_guard.rewrite(policy, [*CLI_RUN[:1], *extra, *CLI_RUN[1:]])
+
+
+def test_events_hear_only_of_the_runs_containers(policy):
+    args = podman_guard.rewrite(policy, ["events", "--format", "json", "--filter", "event=start"])
+    assert args[-2:] == ["--filter", "label=dev.prebuilds.run=run1"]
+
+
+def test_a_networked_run_gets_the_filtering_hook(tmp_path, monkeypatch):
+    policy = GuardPolicy("/usr/bin/podman", WS, "run2", "org", "slirp4netns:allow_host_loopback=false", 1, 1, 10)
+    shim = write_guard(tmp_path / "g", policy)
+    monkeypatch.setenv(GUARD_POLICY_ENV, str(shim.parent / "policy.json"))
+    loaded = podman_guard.load_policy()
+    hook = json.loads((tmp_path / "g" / "hooks" / "network-filter.json").read_text())
+    assert hook["stages"] == ["createRuntime"] and "runner.podman_hook" in hook["hook"]["args"]
+    args = podman_guard.rewrite(loaded, CLI_RUN)
+    assert args[0] == f"--hooks-dir={tmp_path / 'g' / 'hooks'}" and args[1] == "run"
+    assert "--network=slirp4netns:allow_host_loopback=false" in args
+
+
+def test_builds_get_no_network_without_the_class_allowing_it(policy):
+    args = podman_guard.rewrite(policy, ["build", "-f", f"{WS}/Dockerfile", "-t", "x", WS])
+    assert args[:3] == ["build", "--network=none", f"--memory={1 << 30}"]
+    with pytest.raises(ArgumentRefused):
+        podman_guard.rewrite(policy, ["build", "-f", "/etc/Dockerfile", WS])
+
+
+def test_exec_options_and_container_are_read_as_podman_does():
+    assert podman_guard.parse_exec(["-i", "-u", "vscode", "-e", "A=1", "-w", "/w", "ctr", "sh", "-u"]) == (
+        {"--user": "vscode", "--env": "A=1", "--workdir": "/w"},
+        "ctr",
+    )
+    assert podman_guard.parse_exec(["--user=root", "c2", "ls"]) == ({"--user": "root"}, "c2")
+
+
+# --- the CLI's event stream ------------------------------------------------------------------
+
+
+def stream(*events) -> list[tuple[str, str, str]]:
+    return [("cli", "stderr", json.dumps(e)) for e in events]
+
+
+class FakePodman:
+    def run(self, *args, check=True, **kwargs):
+        class Done:
+            returncode, stdout = 0, "123456789\n"
+
+        return Done()
+
+
+def test_events_become_steps_and_whole_lines_in_order():
+    lines, steps = [], []
+    events = _Events(lines.extend, lambda e: steps.append((e.step, e.status, e.exit_status, e.bytes)), FakePodman())
+    events.feed(
+        stream(
+            {"type": "start", "text": "Run: podman pull mcr.microsoft.com/x:1"},
+            {"type": "stop", "text": "Run: podman pull mcr.microsoft.com/x:1"},
+            {"type": "start", "text": "Starting container"},
+            {"type": "text", "level": 3, "text": "Container started"},
+            {"type": "raw", "text": "\x1b[1mRunning the onCreateCommand from devcontainer.json...\x1b[0m\r\n"},
+            {"type": "progress", "name": "Running onCreateCommand...", "status": "running"},
+            {"type": "raw", "text": "first li"},
+        )
+    )
+    events.feed(
+        stream(
+            {"type": "raw", "text": "ne\nsecond line\nthird"},
+            {"type": "text", "level": 3, "text": "onCreateCommand from devcontainer.json failed with exit code 3."},
+            {"type": "progress", "name": "Running onCreateCommand...", "status": "failed"},
+            {"type": "text", "level": 1, "text": "a trace line nobody needs"},
+        )
+    )
+    assert steps == [
+        ("image", "running", None, None),
+        ("image", "succeeded", None, 123456789),
+        ("container", "running", None, None),
+        ("container", "succeeded", None, None),
+        ("onCreateCommand", "running", None, None),
+        ("onCreateCommand", "failed", 3, None),
+    ]
+    texts = [(step, text) for step, _, text in lines]
+    assert texts == [
+        ("container", "Container started"),
+        ("onCreateCommand", "\x1b[1mRunning the onCreateCommand from devcontainer.json...\x1b[0m"),
+        ("onCreateCommand", "first line"),
+        ("onCreateCommand", "second line"),
+        ("onCreateCommand", "third"),
+        ("onCreateCommand", "onCreateCommand from devcontainer.json failed with exit code 3."),
+    ]
+    assert (events.failed_step, events.exit_status) == ("onCreateCommand", 3)
+
+
+def test_tool_messages_lose_their_log_frame():
+    assert tool_message('time="x" level=fatal msg="pinging \\"registry\\": refused"\n') == 'pinging "registry": refused'
+    assert tool_message("Error: no such image\n") == "no such image"
+    assert tool_message("") == "no message"
+
+
+# --- the snapshot layer ----------------------------------------------------------------------
+
+
+def layer_members(blob: bytes) -> dict[str, tarfile.TarInfo]:
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="an overlay whiteout is a 0/0 character device: mknod needs root")
+def test_the_layer_maps_ids_back_and_translates_whiteouts(tmp_path):
+    base = 2147483647
+    upper = tmp_path / "upper"
+    (upper / "usr/local/bin").mkdir(parents=True)
+    tool = upper / "usr/local/bin/tool"
+    tool.write_text("made by onCreateCommand")
+    os.chown(tool, base + 1000, base + 1000)
+    os.mknod(upper / "usr/local/bin/removed", stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    os.chown(upper / "usr", 4242, 4242)  # outside the container's range
+    (upper / "workspaces/repo").mkdir(parents=True)  # the bind mount's empty mount point
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "README.md").write_text("hello")
+    os.chown(workspace / "README.md", base, base)
+    layer = write_layer(
+        tmp_path / "blobs",
+        [
+            LayerSource(upper, overlay=True, skip=frozenset({"workspaces/repo"})),
+            LayerSource(workspace, prefix="workspaces/repo"),
+        ],
+        IdShift(base, base),
+    )
+    blob = (tmp_path / "blobs" / layer.digest.removeprefix("sha256:")).read_bytes()
+    assert layer.size == len(blob)
+    members = layer_members(blob)
+    assert (members["usr/local/bin/tool"].uid, members["usr/local/bin/tool"].gid) == (1000, 1000)
+    assert members["usr/local/bin/.wh.removed"].isfile() and "usr/local/bin/removed" not in members
+    assert members["usr"].uid == 65534  # not an id of the container: nobody
+    assert members["workspaces/repo/README.md"].uid == 0
+    assert list(members).count("workspaces") == 1 and list(members).count("workspaces/repo") == 1
+
+
+def test_the_snapshot_manifest_is_the_base_with_the_layer_on_top(tmp_path):
+    layout = Layout(tmp_path / "layout")
+    config_digest, config_size = layout.put_json(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:aa"]}, "config": {}}
+    )
+    base_layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:bb", "size": 5}
+    manifest = {"schemaVersion": 2, "config": {"digest": config_digest, "size": config_size}, "layers": [base_layer]}
+    digest, size = layout.put_json(manifest)
+    layout.tag("base-1", digest, size)
+    layer = write_layer(tmp_path / "layout/blobs/sha256", [LayerSource(tmp_path / "layout", prefix="x")], IdShift())
+    out = snapshot_manifest(layout, "base-1", layer, {"dev.prebuilds.workspace-folder": "/workspaces/x"}, "prebuild p")
+    assert out["layers"][0] == base_layer and out["layers"][1]["digest"] == layer.digest
+    config = json.loads(layout.blob(out["config"]["digest"]))
+    assert config["rootfs"]["diff_ids"] == ["sha256:aa", layer.diff_id]
+    assert config["config"]["Labels"] == {"dev.prebuilds.workspace-folder": "/workspaces/x"}
