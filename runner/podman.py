@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -152,6 +153,17 @@ class GuardPolicy:
 
 
 GUARD_POLICY_ENV = "PREBUILD_GUARD_POLICY"
+RUNNER_ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_command(module: str) -> str:
+    """A shell command running module's main(argv) in a bare interpreter: -I (nothing from the
+    environment), -S (no site-packages: the guard runs once per podman call, and the venv's site
+    setup alone cost more than podman itself), only the runner on the path."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(RUNNER_ROOT)!r}); from {module} import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)}"
 
 
 def write_guard(directory: Path, policy: GuardPolicy) -> Path:
@@ -165,8 +177,8 @@ def write_guard(directory: Path, policy: GuardPolicy) -> Path:
         hook = {
             "version": "1.0.0",
             "hook": {
-                "path": sys.executable,
-                "args": [sys.executable, "-I", "-m", "runner.podman_hook", str(policy_path)],
+                "path": "/bin/sh",
+                "args": ["sh", "-c", f'exec {python_command("runner.podman_hook")} "$0"', str(policy_path)],
             },
             "when": {"always": True},
             "stages": ["createRuntime"],
@@ -176,10 +188,8 @@ def write_guard(directory: Path, policy: GuardPolicy) -> Path:
     policy_path.write_text(json.dumps(asdict(policy)))
     policy_path.chmod(0o600)
     shim = directory / "podman"
-    # -I: the guard imports only the runner's own code and the standard library, whatever the
-    # environment says.
     shim.write_text(
-        f'#!/bin/sh\n{GUARD_POLICY_ENV}="{policy_path}" exec "{sys.executable}" -I -m runner.podman_guard "$@"\n'
+        f'#!/bin/sh\n{GUARD_POLICY_ENV}="{policy_path}" exec {python_command("runner.podman_guard")} "$@"\n'
     )
     shim.chmod(stat.S_IRWXU)
     return shim

@@ -23,7 +23,8 @@ and the repository cannot ask for:
 
 The CLI adds --userns=keep-id on podman when a remoteUser is set (meant for rootless podman; a
 rootful podman refuses it): the guard drops it, since --userns=auto replaces it.
-Runs as `python -I -m runner.podman_guard`, so it imports only the standard library and runner.
+Runs as a bare interpreter (runner.podman.python_command: -I -S), so it imports only the standard
+library and the runner's own modules.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def _own_workspace(policy: GuardPolicy, arg: str) -> str:
 
 
 WORKSPACE_TARGET = "workspace-target"
+OWNED = "owned-containers"  # ids (as the CLI spelled them) already found to be this run's
 
 
 def _state(name: str) -> Path:
@@ -156,7 +158,11 @@ def check_ownership(policy: GuardPolicy, args: list[str]) -> None:
             names = [a for a in names if not a.isdigit()]  # -t N
     else:
         return
+    owned = _state(OWNED)
+    known = set(owned.read_text().split()) if owned.exists() else set()
     for name in names:
+        if name in known:
+            continue  # checked by an earlier call of this run
         labels = subprocess.run(
             [policy.podman, "container", "inspect", "--format", "{{json .Config.Labels}}", name],
             capture_output=True,
@@ -166,6 +172,8 @@ def check_ownership(policy: GuardPolicy, args: list[str]) -> None:
         owner = (json.loads(labels.stdout or "null") or {}).get(RUN_LABEL) if labels.returncode == 0 else None
         if owner != policy.run_id:
             raise ArgumentRefused(f"podman {sub}: {name}: not a container of this prebuild", argument=name)
+        with open(owned, "a") as f:
+            f.write(name + "\n")
 
 
 _EXEC_VALUED = {

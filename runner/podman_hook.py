@@ -10,7 +10,8 @@ the host's own addresses, and slirp's own subnet except its DNS forwarder. A pro
 CAP_NET_ADMIN in the network namespace's owning user namespace cannot change them, and the
 container's root has none there (its user namespace is its own, the network namespace podman's).
 
-Run by podman as `python -I -m runner.podman_hook POLICY` with the container's state on stdin.
+Run by podman (runner.podman.python_command: a bare interpreter) with the policy file as its
+argument and the container's state on stdin.
 A failure stops the container from starting (podman reports the hook's error).
 """
 

@@ -107,7 +107,7 @@ def test_a_networked_run_gets_the_filtering_hook(tmp_path, monkeypatch):
     monkeypatch.setenv(GUARD_POLICY_ENV, str(shim.parent / "policy.json"))
     loaded = podman_guard.load_policy()
     hook = json.loads((tmp_path / "g" / "hooks" / "network-filter.json").read_text())
-    assert hook["stages"] == ["createRuntime"] and "runner.podman_hook" in hook["hook"]["args"]
+    assert hook["stages"] == ["createRuntime"] and "runner.podman_hook" in " ".join(hook["hook"]["args"])
     args = podman_guard.rewrite(loaded, CLI_RUN)
     assert args[0] == f"--hooks-dir={tmp_path / 'g' / 'hooks'}" and args[1] == "run"
     assert "--network=slirp4netns:allow_host_loopback=false" in args

@@ -59,6 +59,11 @@ class ContainerHost:
         out = self.podman.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}").stdout
         return out.split()
 
+    def forget_sample_image(self) -> None:
+        """The sample repositories' image gone from the runner: the next prebuild pulls it (through
+        the mirror), and its timeline shows the pull."""
+        self.podman.run("rmi", "-f", SAMPLE_IMAGE)
+
     def in_snapshot(self, image: str, script: str, *, user: str = "root") -> str:
         """Pull a snapshot by its digest and run script in a container made from it."""
         self.podman.run("pull", "--quiet", image, timeout=300)
@@ -84,9 +89,9 @@ def container_host(tmp_path_factory):
     podman.ensure()
     base = build_base_image(podman, IMAGE_CACHE)
     push_image(podman, base, f"{registry.address}/devcontainers/base:bookworm")
-    # The sample image comes through the mirror: a run pulls it (and the timeline shows the pull).
-    podman.run("rmi", "-f", SAMPLE_IMAGE, check=False)
-    yield ContainerHost(root, podman, registry)
+    host = ContainerHost(root, podman, registry)
+    host.forget_sample_image()
+    yield host
     registry.stop()
 
 

@@ -32,7 +32,7 @@ def steps(reporter) -> list[tuple[str, str]]:
 
 
 def test_ok_runs_the_prebuild_lifecycle_in_the_image_and_the_snapshot_holds_it(container_host, sample_repo, prebuild):
-    container_host.podman.run("rmi", "-f", IMAGE)  # so that this run pulls it (through the mirror)
+    container_host.forget_sample_image()
     outcome, reporter, _ = prebuild(sample_repo("ok"))
     assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
     assert steps(reporter) == [

@@ -45,6 +45,7 @@ def test_a_podman_runner_prebuilds_in_a_container_and_deleting_the_prebuild_dele
     org, start_worker, sample_repo, podman_runner, container_host
 ):
     start_worker(QUEUES, **podman_runner)
+    container_host.forget_sample_image()
     project = project_services.project_update(
         actor=org.admin, project=org.project, repository_url=str(sample_repo("ok"))
     )
