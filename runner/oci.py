@@ -25,6 +25,7 @@ import re
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +102,9 @@ class _Tee:
         self.on_bytes, self.should_stop = on_bytes, should_stop
         self.next_poll = time.monotonic() + STOP_POLL
 
+    def tell(self) -> int:
+        return self.read
+
     def write(self, data) -> int:
         self.hash.update(data)
         self.read += len(data)
@@ -153,7 +157,17 @@ def write_layer(
     on_bytes: Callable[[int], None] | None = None,
     should_stop: ShouldStop | None = None,
 ) -> Layer:
-    """Write the sources as one zstd-compressed OCI layer into blob_dir (named by its digest)."""
+    """Write the sources as one zstd-compressed OCI layer into blob_dir (named by its digest).
+
+    An overlay upper directory is written by Python's tarfile (whiteouts need translating; it is
+    what the commands changed outside the workspace, usually small); a plain tree (the workspace,
+    the bulk) by GNU tar, measured several times faster on many small files, with the ids mapped
+    by --owner-map and its members placed under the prefix by --transform. The two are one
+    archive: tarfile's members without an end marker, then GNU tar's (so a plain tree comes last).
+    """
+    plain = [source for source in sources if not source.overlay]
+    if len(plain) > 1 or (plain and sources[-1] is not plain[0]):
+        raise ValueError("one plain tree at most, and last")
     blob_dir.mkdir(parents=True, exist_ok=True)
     temp = blob_dir / f".layer-{os.getpid()}-{time.monotonic_ns()}"
     try:
@@ -161,10 +175,18 @@ def write_layer(
             sink = _Sink(f)
             compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1).stream_writer(sink, closefd=False)
             tee = _Tee(compressor, on_bytes, should_stop)
-            with tarfile.open(fileobj=tee, mode="w|", format=tarfile.PAX_FORMAT, bufsize=1 << 20) as tar:
-                seen: set[str] = set()
-                for source in sources:
+            # Unbuffered mode "w": every member goes to tee as it is added, and nothing more until
+            # close() writes the end marker (left to GNU tar when a plain tree follows).
+            tar = tarfile.TarFile(fileobj=tee, mode="w", format=tarfile.PAX_FORMAT)
+            seen: set[str] = set()
+            for source in sources:
+                if source.overlay:
                     _add_source(tar, source, shift, seen)
+                else:
+                    _add_prefix(tar, source.prefix, seen)
+                    _gnu_tar(tee, source, shift, blob_dir)
+            if not plain:
+                tar.close()
             compressor.flush(zstandard.FLUSH_FRAME)
             compressor.close()
         digest = "sha256:" + sink.hash.hexdigest()
@@ -175,6 +197,66 @@ def write_layer(
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+def _add_prefix(tar: tarfile.TarFile, prefix: str, seen: set[str]) -> None:
+    """The folders above prefix not written yet (GNU tar writes the prefix itself)."""
+    parts = prefix.strip("/").split("/")
+    for i in range(1, len(parts)):
+        name = "/".join(parts[:i])
+        if name not in seen:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+            seen.add(name)
+
+
+def _gnu_tar(tee: _Tee, source: LayerSource, shift: IdShift, scratch: Path) -> None:
+    uids, gids = set(), set()
+    for _path, st in _walk(source):
+        uids.add(st.st_uid)
+        gids.add(st.st_gid)
+    root = source.root.lstat()
+    uids.add(root.st_uid)
+    gids.add(root.st_gid)
+    prefix = source.prefix.strip("/")
+    with (
+        tempfile.NamedTemporaryFile("w", dir=scratch, prefix=".owners-") as owners,
+        tempfile.NamedTemporaryFile("w", dir=scratch, prefix=".groups-") as groups,
+        tempfile.TemporaryFile() as errors,
+    ):
+        owners.write("".join(f"+{uid} +{shift.uid(uid)}\n" for uid in sorted(uids)))
+        groups.write("".join(f"+{gid} +{shift.gid(gid)}\n" for gid in sorted(gids)))
+        owners.flush()
+        groups.flush()
+        command = [
+            "tar",
+            "-c",
+            "-f",
+            "-",
+            "-C",
+            str(source.root),
+            "--format=pax",
+            "--numeric-owner",
+            f"--owner-map={owners.name}",
+            f"--group-map={groups.name}",
+            *([f"--transform=s,^\\.,{prefix},"] if prefix else []),
+            *(f"--exclude=./{skip}" for skip in sorted(source.skip)),
+            ".",
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        try:
+            while data := process.stdout.read(1 << 20):
+                tee.write(data)
+            if process.wait() != 0:
+                errors.seek(0)
+                detail = errors.read().decode(errors="replace").strip().splitlines()[-1:]
+                raise SnapshotError(f"cannot write the snapshot layer: tar exited with {process.returncode}: {detail}")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
 
 
 def _add_source(tar: tarfile.TarFile, source: LayerSource, shift: IdShift, seen: set[str]) -> None:
