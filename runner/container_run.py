@@ -37,9 +37,9 @@ from .oci import (
     Layout,
     Registry,
     push,
+    scan,
     snapshot_manifest,
     tool_message,
-    tree_size,
     write_layer,
 )
 from .podman import RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
@@ -502,8 +502,8 @@ def snapshot_container(
         LayerSource(state.upper_dir, overlay=True, skip=frozenset({target})),
         LayerSource(workspace, prefix=target),
     ]
-    total, files = tree_size(sources)
-    total = max(1, total)
+    scanned = scan(sources)
+    total, files = max(1, scanned.tar_bytes), scanned.files
     last = [-1]
 
     def on_bytes(done: int) -> None:
@@ -515,7 +515,9 @@ def snapshot_container(
             on_progress(percent)
 
     base_ref = _ensure_base(backend, state.image_id)
-    layer: Layer = write_layer(backend.layout.blobs, sources, state.shift, on_bytes=on_bytes, should_stop=should_stop)
+    layer: Layer = write_layer(
+        backend.layout.blobs, sources, state.shift, on_bytes=on_bytes, should_stop=should_stop, scanned=scanned
+    )
     labels = {**state.labels, WORKSPACE_LABEL: "/" + target}
     manifest = snapshot_manifest(backend.layout, base_ref, layer, labels, created_by=f"prebuild {snapshot_id}")
     manifest_digest, manifest_size = backend.layout.put_json(manifest)

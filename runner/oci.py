@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zstandard
@@ -118,35 +118,50 @@ class _Tee:
         return len(data)
 
 
-def tree_size(sources: list[LayerSource]) -> tuple[int, int]:
-    """Roughly the tar size of the sources (for progress), and how many entries are not folders."""
-    total = files = 0
+@dataclass
+class Scan:
+    """One walk of the sources: their tar size (for progress), the entries that are not folders,
+    and the owners and groups met (GNU tar's id maps)."""
+
+    tar_bytes: int = 0
+    files: int = 0
+    uids: set[int] = field(default_factory=set)
+    gids: set[int] = field(default_factory=set)
+
+
+def scan(sources: list[LayerSource]) -> Scan:
+    result = Scan()
     for source in sources:
-        for _path, st in _walk(source):
-            total += 512 + (st.st_size + 511) // 512 * 512 if stat.S_ISREG(st.st_mode) else 512
-            files += not stat.S_ISDIR(st.st_mode)
-    return total, files
+        root = os.lstat(source.root)
+        result.uids.add(root.st_uid)
+        result.gids.add(root.st_gid)
+        for _path, _rel, st in _walk(source):
+            mode = st.st_mode
+            result.tar_bytes += 512 + (st.st_size + 511) // 512 * 512 if stat.S_ISREG(mode) else 512
+            result.files += not stat.S_ISDIR(mode)
+            result.uids.add(st.st_uid)
+            result.gids.add(st.st_gid)
+    return result
 
 
-def _walk(source: LayerSource) -> Iterator[tuple[Path, os.stat_result]]:
-    root = source.root
+def _walk(source: LayerSource) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path, path relative to the source, lstat) of everything under it, folders before their
+    contents, in a stable order; plain strings (pathlib's objects cost more than the walk)."""
+    root = str(source.root)
+    skip = source.skip
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
-        keep = []
-        for name in sorted(dirnames):
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if rel in source.skip:
-                continue
-            keep.append(name)
-        dirnames[:] = keep
-        for name in keep:
-            path = Path(dirpath, name)
-            yield path, path.lstat()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        dirnames.sort()
+        if skip:
+            dirnames[:] = [name for name in dirnames if prefix + name not in skip]
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            yield path, prefix + name, os.lstat(path)
         for name in sorted(filenames):
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if rel not in source.skip:
-                path = Path(dirpath, name)
-                yield path, path.lstat()
+            if not skip or prefix + name not in skip:
+                path = os.path.join(dirpath, name)
+                yield path, prefix + name, os.lstat(path)
 
 
 def write_layer(
@@ -156,8 +171,10 @@ def write_layer(
     *,
     on_bytes: Callable[[int], None] | None = None,
     should_stop: ShouldStop | None = None,
+    scanned: Scan | None = None,
 ) -> Layer:
     """Write the sources as one zstd-compressed OCI layer into blob_dir (named by its digest).
+    scanned: scan(sources), when the caller has it already.
 
     An overlay upper directory is written by Python's tarfile (whiteouts need translating; it is
     what the commands changed outside the workspace, usually small); a plain tree (the workspace,
@@ -184,7 +201,7 @@ def write_layer(
                     _add_source(tar, source, shift, seen)
                 else:
                     _add_prefix(tar, source.prefix, seen)
-                    _gnu_tar(tee, source, shift, blob_dir)
+                    _gnu_tar(tee, source, shift, blob_dir, scanned or scan([source]))
             if not plain:
                 tar.close()
             compressor.flush(zstandard.FLUSH_FRAME)
@@ -211,14 +228,8 @@ def _add_prefix(tar: tarfile.TarFile, prefix: str, seen: set[str]) -> None:
             seen.add(name)
 
 
-def _gnu_tar(tee: _Tee, source: LayerSource, shift: IdShift, scratch: Path) -> None:
-    uids, gids = set(), set()
-    for _path, st in _walk(source):
-        uids.add(st.st_uid)
-        gids.add(st.st_gid)
-    root = source.root.lstat()
-    uids.add(root.st_uid)
-    gids.add(root.st_gid)
+def _gnu_tar(tee: _Tee, source: LayerSource, shift: IdShift, scratch: Path, ids: Scan) -> None:
+    uids, gids = ids.uids, ids.gids
     prefix = source.prefix.strip("/")
     with (
         tempfile.NamedTemporaryFile("w", dir=scratch, prefix=".owners-") as owners,
@@ -278,8 +289,7 @@ def _add_source(tar: tarfile.TarFile, source: LayerSource, shift: IdShift, seen:
             info.uname = info.gname = ""
             tar.addfile(info)
             seen.add(name)
-    for path, st in _walk(source):
-        rel = os.path.relpath(path, source.root)
+    for path, rel, st in _walk(source):
         name = f"{prefix}/{rel}" if prefix else rel
         if source.overlay and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             # overlayfs marks a deleted file with a 0/0 character device; OCI with .wh.<name>.
