@@ -355,6 +355,7 @@ class _ContainerWatch:
     def __init__(self, podman: Podman, run_id: str, limits: SandboxLimits, clock=time.monotonic):
         self.podman, self.run_id, self.limits, self.clock = podman, run_id, limits, clock
         self.cgroup: str | None = None
+        self.next_lookup = 0.0
         self.violation: str | None = None
         self.next_check = 0.0
         self.pinned_since: float | None = None
@@ -365,7 +366,8 @@ class _ContainerWatch:
         self.saw_oom_kill = False
 
     def _path(self) -> str | None:
-        if self.cgroup is None:
+        if self.cgroup is None and self.clock() >= self.next_lookup:
+            self.next_lookup = self.clock() + PROCESS_INTERVAL  # a podman call: not on every poll
             label = f"label={RUN_LABEL}={self.run_id}"
             ids = self.podman.run("ps", "-q", "--filter", label, check=False).stdout.split()
             if ids:
