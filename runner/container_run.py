@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._fs import cleanup_tree
+from ._fs import cleanup_tree, replace_in_tree
 from ._proc import Watched, process_group_killer, pump, raise_if_stopped
 from .container_policy import VettedConfig, vet_config
 from .devcontainer import DevcontainerConfig
@@ -207,16 +207,23 @@ class _Events:
 
 @dataclass(frozen=True)
 class PreparedConfig:
-    path: Path  # what the CLI reads
+    workspace: Path
+    relative: str  # the configuration file, relative to the workspace
     vetted: VettedConfig
     original: bytes | None  # the repository's own file, put back by restore()
     mode: int = 0o644
 
+    @property
+    def path(self) -> Path:
+        return self.workspace / self.relative
+
     def restore(self) -> None:
-        self.path.unlink(missing_ok=True)
-        if self.original is not None:
-            self.path.write_bytes(self.original)
-            self.path.chmod(self.mode)  # as checked out, not as this process's umask would have it
+        """Put the repository's file back. The container has had the workspace meanwhile: its
+        commands may have made a folder on the way a link to a host folder, so the write goes
+        through no link (runner._fs.replace_in_tree); a tree bent that way keeps no file there."""
+        # OSError: the way is not plain folders any more; nothing of ours is written anywhere.
+        with contextlib.suppress(OSError):
+            replace_in_tree(self.workspace, self.relative, self.original, self.mode)
 
 
 def prepare_config(workspace: Path, config: DevcontainerConfig | None, default_image: str) -> PreparedConfig:
@@ -225,18 +232,16 @@ def prepare_config(workspace: Path, config: DevcontainerConfig | None, default_i
     they meant). restore() puts the repository's own file back before the snapshot."""
     if config is None:
         vetted = VettedConfig({"image": default_image}, ())
-        path = workspace / ".devcontainer.json"
+        relative = ".devcontainer.json"
     else:
         vetted = vet_config(config.data)
-        path = workspace / config.path
+        relative = config.path  # resolved inside the workspace by load_devcontainer
+    path = workspace / relative
     is_file = path.is_file() and not path.is_symlink()
     original = path.read_bytes() if is_file else None
     mode = stat.S_IMODE(path.stat().st_mode) if is_file else 0o644
-    path.unlink(missing_ok=True)  # a link of that name is not ours to follow
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w") as f:
-        json.dump(vetted.data, f)
-    return PreparedConfig(path, vetted, original, mode)
+    replace_in_tree(workspace, relative, json.dumps(vetted.data).encode(), 0o644)
+    return PreparedConfig(workspace, relative, vetted, original, mode)
 
 
 def run_cli(

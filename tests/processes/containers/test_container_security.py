@@ -164,3 +164,20 @@ def test_a_container_without_network_has_only_its_own_loopback(git_repo, prebuil
     assert report["interfaces"] == ["lo"]
     assert report["default_route"] is False
     assert not saw_connection(server)
+
+
+def test_a_workspace_bent_to_the_host_gets_no_file_written_there(git_repo, prebuild, work_dir):
+    # The runner puts the repository's devcontainer.json back after the container ran; the
+    # commands made its folder a link to a folder of the host meanwhile.
+    host_folder = work_dir / f"host-folder-{uuid.uuid4().hex[:8]}"
+    host_folder.mkdir()
+    repo = git_repo(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {"image": IMAGE, "onCreateCommand": f"rm -rf .devcontainer && ln -s {host_folder} .devcontainer"}
+            )
+        }
+    )
+    outcome, _, _ = prebuild(repo)
+    assert outcome.result == PrebuildResult.COMPLETED, outcome.failure_message
+    assert list(host_folder.iterdir()) == []
