@@ -90,8 +90,10 @@ def create_demo_data() -> DemoResult:
     organization = project_services.organization_create(name="Demo", admin=admin)
     project_services.membership_set(organization=organization, user=member, role=Role.MEMBER)
     # The container backend where this host can run it (podman, the CLI, subordinate ids), else
-    # the bubblewrap sandbox; `serve` says which on start-up.
-    backend = RunnerBackend.BUBBLEWRAP if container_host_problem() else RunnerBackend.PODMAN
+    # the bubblewrap sandbox (DEMO_RUNNER_BACKEND chooses); `serve` says which on start-up.
+    backend = os.environ.get("DEMO_RUNNER_BACKEND") or (
+        RunnerBackend.BUBBLEWRAP if container_host_problem() else RunnerBackend.PODMAN
+    )
     runner = project_services.runner_create(
         organization=organization, name="local", queue="runner-local", backend=backend
     )

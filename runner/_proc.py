@@ -33,8 +33,8 @@ MAX_LINE = 64 * 1024
 POLL_INTERVAL = 0.4
 SELECT_TIMEOUT = 0.1
 KILL_GRACE = 1.0
-# After a process exits, how long its pipes may stay open (held by a child it left behind)
-# before we kill its group and stop listening.
+# After a process exits, how long its pipes may stay open and quiet (held by a child it left
+# behind) before we kill its group and stop listening.
 ORPHAN_GRACE = 2.0
 
 
@@ -50,6 +50,7 @@ class Watched:
     wait_gone: Callable[[], None] = lambda: None
     stopped_reason: str | None = None
     exited_at: float | None = None
+    last_output_at: float = 0.0
     _tails: dict[str, bytearray] = field(default_factory=dict)
 
 
@@ -108,6 +109,8 @@ def pump(
     streams: dict[int, tuple[Watched, str]] = {}
     for w in watched:
         for stream, pipe in (("stdout", w.popen.stdout), ("stderr", w.popen.stderr)):
+            if pipe is None:
+                continue  # not a pipe (the caller reads that stream some other way)
             fd = pipe.fileno()
             os.set_blocking(fd, False)
             enlarge_pipe(fd)
@@ -128,6 +131,7 @@ def pump(
                 except BlockingIOError:
                     continue
                 if data:
+                    w.last_output_at = time.monotonic()
                     _split(w, stream, data, batch)
                 else:
                     sel.unregister(key.fd)
@@ -139,7 +143,9 @@ def pump(
             for w in watched:
                 if w.exited_at is None and w.popen.poll() is not None:
                     w.exited_at = now
-                elif w.exited_at is not None and now - w.exited_at > ORPHAN_GRACE:
+                elif w.exited_at is not None and now - max(w.exited_at, w.last_output_at) > ORPHAN_GRACE:
+                    # Quiet for that long since it exited (a backlog of output still being read
+                    # is no orphan: a busy runner can take seconds over what a chatty command wrote).
                     _abandon(w, sel, streams, batch)
             if stop_reason is None:
                 reason = None
@@ -175,16 +181,21 @@ def pump(
             sel.unregister(fd)
         sel.close()
         for w in watched:
-            w.popen.stdout.close()
-            w.popen.stderr.close()
+            for pipe in (w.popen.stdout, w.popen.stderr):
+                if pipe is not None:
+                    pipe.close()
     return {w.label: Finished(w.popen.returncode, w.stopped_reason) for w in watched}
 
 
 def _abandon(w: Watched, sel: selectors.BaseSelector, streams: dict, batch: list[Line]) -> None:
-    # Something the process started still holds its pipes: kill the group and stop listening.
+    # Something the process started still holds its pipes: kill the group, take what is still in
+    # the pipes, and stop listening.
     _signal(w, signal.SIGKILL)
     for fd, (owner, stream) in streams.items():
         if owner is w and fd in sel.get_map():
+            with contextlib.suppress(BlockingIOError, OSError):
+                while data := os.read(fd, READ_SIZE):
+                    _split(w, stream, data, batch)
             sel.unregister(fd)
             _flush(w, stream, batch)
 

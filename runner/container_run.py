@@ -298,26 +298,37 @@ def run_cli(
     ]
     env = {**backend.podman.env(), "TMPDIR": str(tmp)}
     events = _Events(on_lines, on_step, backend.podman)
-    popen = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=str(run_dir),
-        start_new_session=True,
-    )
+    # The CLI's event stream goes to a file, not a pipe: Node writes to a pipe asynchronously, and
+    # what it still holds when the CLI exits is lost (on a busy runner, chatty's last 100,000
+    # lines were); to a file it writes synchronously. The pump reads the file as it grows.
+    stream = _EventFile(run_dir / "cli-events.jsonl")
+    with open(stream.path, "wb") as stderr:
+        popen = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=str(run_dir),
+            start_new_session=True,
+        )
     watched = Watched("cli", popen, process_group_killer(popen))
     watch = _ContainerWatch(backend.podman, run_id, limits)
 
     def stop_reason():
         return watch.check() or (should_stop() if should_stop is not None else None)
 
+    def tick():
+        events.feed(stream.read())
+        if on_tick is not None:
+            on_tick()
+
     try:
-        results = pump([watched], on_lines=events.feed, should_stop=stop_reason, deadline=deadline, on_tick=on_tick)
+        results = pump([watched], on_lines=events.feed, should_stop=stop_reason, deadline=deadline, on_tick=tick)
     except BaseException:
         events.close_all("stopped")
         raise
+    events.feed(stream.read(final=True))
     if results["cli"].stopped_reason:
         events.failed_step = events.lifecycle
         events.close_all("failed" if watch.violation else "stopped")
@@ -348,6 +359,28 @@ def run_cli(
     target = run_dir / "guard" / WORKSPACE_TARGET
     mounted = target.read_text().strip() if target.exists() else None
     return CliResult(outcome.get("containerId"), mounted or outcome.get("remoteWorkspaceFolder"), None)
+
+
+class _EventFile:
+    """The CLI's stderr, a file it appends JSON event lines to: read() returns the lines added
+    since the last call (a line still being written waits for the next one, or final)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.rest = path, 0, b""
+
+    def read(self, *, final: bool = False) -> list[tuple[str, str, str]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.rest + data
+        *lines, self.rest = data.split(b"\n")
+        if final and self.rest:
+            lines, self.rest = [*lines, self.rest], b""
+        return [("cli", "stderr", line.decode("utf-8", errors="replace")) for line in lines]
 
 
 class _ContainerWatch:

@@ -65,7 +65,9 @@ def manage(data_dir: Path, *args: str) -> str:
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PYTEST", "DJANGO_"))
     }
-    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="dashboard.settings")
+    # The bubblewrap backend's files (snapshot archives, workspaces a sandbox uid reaches): on a
+    # host with podman the demo runner would otherwise be a container one.
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="dashboard.settings", DEMO_RUNNER_BACKEND="bubblewrap")
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
