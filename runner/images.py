@@ -136,15 +136,6 @@ class EmbeddedRegistry:
             time.sleep(0.1)
         return self
 
-    def garbage_collect(self) -> None:
-        """Free the layers no manifest references (docker-registry garbage-collect)."""
-        subprocess.run(
-            ["docker-registry", "garbage-collect", "--delete-untagged", str(self.root / "config.yml")],
-            capture_output=True,
-            timeout=600,
-            check=True,
-        )
-
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
