@@ -1,15 +1,15 @@
-"""Forms of the warm pool pages. They parse numbers only: the sizes' rules are the gitpod.v1
-request's, which the views check on the request message they build (core.validation), and min <=
-max, the classes a pool may use and who may change a pool are the services'; each error is shown
-next to the field it concerns."""
+"""Forms of the warm pool pages. The sizes' rules are the gitpod.v1 request's, which the views check
+on the request message they build (core.validation), and min <= max, the classes a pool may use and
+who may change a pool are the services'. The forms check the sizes' ranges (read off the same
+descriptors, and written into the inputs as min and max) and min <= max themselves, in a person's
+words, so that every error shows at once; each is shown next to the field it concerns."""
 
 from django import forms
 from django.urls import reverse
 
-from core.proto import INT32_MAX, INT32_MIN
 from projects.forms import PageForm
 from projects.models import EnvironmentClass
-from warmpools.shapes import MAX_SIZE_RANGE, WARM_POOL
+from warmpools.shapes import MAX_SIZE_RANGE, MIN_SIZE_RANGE, WARM_POOL
 
 
 def pool_classes(project) -> list[EnvironmentClass]:
@@ -21,18 +21,57 @@ def pool_classes(project) -> list[EnvironmentClass]:
 
 
 W = WARM_POOL
-MAX_HELP = f"At most {MAX_SIZE_RANGE[1]}."
-# What an int32 field of the request can hold at all.
-INT32 = {"min_value": INT32_MIN, "max_value": INT32_MAX}
+MIN_WORDS = "Enter a number of instances from {} to {}.".format(*MIN_SIZE_RANGE)
+MAX_WORDS = "Enter a number of instances from {} to {}.".format(*MAX_SIZE_RANGE)
+MIN_HELP = "{} to {}; instances kept ready even with no demand.".format(*MIN_SIZE_RANGE)
+MAX_HELP = "{} to {}; at least the minimum.".format(*MAX_SIZE_RANGE)
 
 
-class WarmPoolCreateForm(PageForm):
+def size_field(label: str, words: str, bounds, help_text: str, **kwargs) -> forms.IntegerField:
+    low, high = bounds
+    messages = {"min_value": words, "max_value": words, "invalid": words}
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        error_messages=messages,
+        **kwargs,
+    )
+
+
+class SizesForm(PageForm):
+    """Both pool forms' sizes; the minimum may not exceed the maximum."""
+
+    HUMAN = {"min_size": MIN_WORDS, "max_size": MAX_WORDS}
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("min_size"), data.get("max_size")
+        if low is not None and high is not None and low > high:
+            self.add_error("min_size", f"The minimum ({low}) cannot be more than the maximum ({high}).")
+        return data
+
+
+class WarmPoolCreateForm(SizesForm):
     FIELD_MAP = W.form_errors()
+    HUMAN = {
+        **SizesForm.HUMAN,
+        "project": "Choose a project from the list.",
+        "environment_class": "Choose an environment class that gets prebuilds on the project.",
+    }
 
-    project = forms.CharField(label="Project", widget=forms.Select)
-    environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)
-    min_size = forms.IntegerField(label="Minimum instances", required=False, initial=0, **INT32)
-    max_size = forms.IntegerField(label="Maximum instances", required=False, initial=2, help_text=MAX_HELP, **INT32)
+    project = forms.CharField(
+        label="Project", widget=forms.Select, error_messages={"required": "Choose a project from the list."}
+    )
+    environment_class = forms.CharField(
+        label="Environment class",
+        widget=forms.Select,
+        error_messages={"required": "Choose an environment class that gets prebuilds on the project."},
+    )
+    min_size = size_field("Minimum instances", MIN_WORDS, MIN_SIZE_RANGE, MIN_HELP, initial=0)
+    max_size = size_field("Maximum instances", MAX_WORDS, MAX_SIZE_RANGE, MAX_HELP, initial=2)
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,8 +94,8 @@ class WarmPoolCreateForm(PageForm):
             self.initial.setdefault("project", str(project.id))
 
 
-class WarmPoolResizeForm(PageForm):
+class WarmPoolResizeForm(SizesForm):
     FIELD_MAP = W.form_errors()
 
-    min_size = forms.IntegerField(label="Minimum instances", required=False, **INT32)
-    max_size = forms.IntegerField(label="Maximum instances", required=False, help_text=MAX_HELP, **INT32)
+    min_size = size_field("Minimum instances", MIN_WORDS, MIN_SIZE_RANGE, MIN_HELP)
+    max_size = size_field("Maximum instances", MAX_WORDS, MAX_SIZE_RANGE, MAX_HELP)
