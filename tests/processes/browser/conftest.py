@@ -110,7 +110,9 @@ def screenshot():
 
     def take(page, name: str, *, full_page: bool = True) -> Path:
         path = ARTIFACTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        # caret="initial": hiding the caret means a style element Playwright injects, which the page's
+        # Content-Security-Policy refuses (and the page fixture would report).
+        page.screenshot(path=str(path), full_page=full_page, caret="initial")
         return path
 
     return take
