@@ -7,8 +7,10 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from core import words
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
 from projects.models import Role
@@ -408,8 +410,6 @@ def test_an_admin_creates_edits_and_deletes_a_project_in_the_browser(page, org, 
 
 
 def test_a_degraded_pool_counts_down_to_its_retry_and_offers_the_fix(page, org, log_in, make_prebuild, make_pool):
-    from django.utils import timezone
-
     snapshot = make_prebuild(phase=PrebuildPhase.COMPLETED)
     pool = make_pool(snapshot=snapshot)
     WarmPool.objects.filter(pk=pool.pk).update(
@@ -433,3 +433,20 @@ def test_a_degraded_pool_counts_down_to_its_retry_and_offers_the_fix(page, org, 
     page.wait_for_url(re.compile(r"/prebuilds/[0-9a-f-]{36}/$"))
     new = Prebuild.objects.exclude(pk=snapshot.pk).get()
     assert (new.environment_class, new.creator) == (org.small, org.member)
+
+
+def test_the_browser_says_times_in_the_servers_words(page, org, log_in):
+    """ui.js keeps relative times and ticking durations current; it must write what core.words does."""
+    log_in("bob")
+    now = timezone.now()
+    for seconds in (0, 9, 10, 59, 60, 119, 3599, 3600, 86399, 86400, 200000, -5, -120):
+        moment = now - timedelta(seconds=seconds)
+        shown = page.evaluate(
+            "([m, n]) => window.dashboardUi.relative(Date.parse(m), Date.parse(n))",
+            [moment.isoformat(), now.isoformat()],
+        )
+        assert shown == words.relative(moment, now), seconds
+    for seconds in (0, 7, 125, 3725):
+        assert page.evaluate("s => window.dashboardUi.duration(s)", seconds) == words.duration(
+            timedelta(seconds=seconds)
+        )
