@@ -496,6 +496,13 @@
     if (initial) this.root.scrollIntoView({ block: "start" });
     var self = this;
     return this.showAround(from).then(function () {
+      if (!self.lineOf(from)) {
+        // A link past the end (or into a log since cut short): say so, and show the end.
+        self.highlight = null;
+        return self.exclusive(function () { return self.loadTail(); }).then(function () {
+          self.say("The log has no line " + number(from) + (self.serverLast ? "; it has " + number(self.serverLast) + "." : "."));
+        });
+      }
       self.say(from === to ? "Showing line " + number(from) : "Showing lines " + number(from) + "–" + number(to));
     });
   };

@@ -218,6 +218,10 @@ def test_a_200000_line_log_searched_downloaded_and_linked_into(page, org, log_in
     output.locator('.log-line[data-seq="150014"] .log-num').click(modifiers=["Shift"])
     expect(page).to_have_url(re.compile(r"#L150010-L150014$"))
     expect(output.locator(".log-line.picked")).to_have_count(5)
+    # A line past the end: said, and the end shown.
+    page.goto(f"{detail}#L300000")
+    expect(panel.get_by_role("status").first).to_have_text("The log has no line 300,000; it has 200,000.")
+    expect(output.locator(".log-line").last).to_contain_text("output line 200000 ")
 
 
 def test_a_failed_prebuild_leads_from_its_banner_to_the_failing_lines(page, org, log_in, make_prebuild, add_step):
