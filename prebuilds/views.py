@@ -269,15 +269,19 @@ def _bulk_confirmation(request, action: str, ids: list[str], back: str) -> Confi
     if action == "cancel":
         title = f"Cancel {'this' if n == 1 else 'these'} {noun}?"
         consequence = (
-            "Those still running are stopped; what they built so far is not kept. Finished ones stay as they are."
+            "If it is running it is stopped, and what it built so far is not kept."
+            if n == 1
+            else "Those still running are stopped; what they built so far is not kept. Finished ones stay as they are."
         )
         button = f"Cancel {noun}"
     else:
         title = f"Delete {'this' if n == 1 else 'these'} {noun}?"
         consequence = (
-            "Their snapshots and logs are removed, and warm pools warming one of them move to the newest "
-            "snapshot left. This cannot be undone."
-        )
+            "Its snapshot and logs are removed, and a warm pool warming it moves to the newest snapshot left."
+            if n == 1
+            else "Their snapshots and logs are removed, and warm pools warming one of them move to the newest "
+            "snapshot left."
+        ) + " This cannot be undone."
         button = f"Delete {noun}"
     items = [described(p) for p in found]
     if len(found) < n:

@@ -271,7 +271,7 @@ def test_keep_it_leaves_everything_as_it_was(page, org, log_in, make_prebuild):
     page.get_by_role("checkbox").first.check()
     page.get_by_role("button", name="Delete selected").click()
     dialog = page.get_by_role("dialog", name="Delete this prebuild?")
-    expect(dialog).to_contain_text("Their snapshots and logs are removed")
+    expect(dialog).to_contain_text("Its snapshot and logs are removed")
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     page.get_by_role("button", name="Delete selected").click()
