@@ -1,12 +1,13 @@
 """Forms of the warm pool pages. The sizes' rules are the gitpod.v1 request's, which the views check
 on the request message they build (core.validation), and min <= max, the classes a pool may use and
-who may change a pool are the services'. The forms check the sizes' ranges (read off the same
-descriptors, and written into the inputs as min and max) and min <= max themselves, in a person's
-words, so that every error shows at once; each is shown next to the field it concerns."""
+who may change a pool are the services'. The inputs carry the sizes' ranges (read off the same
+descriptors) as min and max; the forms check min <= max themselves; every error is in a person's
+words (HUMAN), next to the field it concerns, all at once."""
 
 from django import forms
 from django.urls import reverse
 
+from core.proto import INT32_MAX, INT32_MIN
 from projects.forms import PageForm
 from projects.models import EnvironmentClass
 from warmpools.shapes import MAX_SIZE_RANGE, MIN_SIZE_RANGE, WARM_POOL
@@ -27,18 +28,28 @@ MIN_HELP = "{} to {}; instances kept ready even with no demand.".format(*MIN_SIZ
 MAX_HELP = "{} to {}; at least the minimum.".format(*MAX_SIZE_RANGE)
 
 
-def size_field(label: str, words: str, bounds, help_text: str, **kwargs) -> forms.IntegerField:
-    low, high = bounds
-    messages = {"min_value": words, "max_value": words, "invalid": words}
-    return forms.IntegerField(
-        label=label,
-        required=False,
-        min_value=low,
-        max_value=high,
-        help_text=help_text,
-        error_messages=messages,
-        **kwargs,
-    )
+class SizeField(forms.IntegerField):
+    """A pool size: any int32 parses (what the request message can hold); its range is the
+    descriptor's rule, which the view checks on the request it builds, in `words`. The input carries
+    that range (min, max), so the browser holds it too."""
+
+    def __init__(self, *, label, words, bounds, help_text, **kwargs):
+        self.bounds = bounds
+        messages = {"min_value": words, "max_value": words, "invalid": words}
+        super().__init__(
+            label=label,
+            required=False,
+            min_value=INT32_MIN,
+            max_value=INT32_MAX,
+            help_text=help_text,
+            error_messages=messages,
+            **kwargs,
+        )
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs["min"], attrs["max"] = self.bounds
+        return attrs
 
 
 class SizesForm(PageForm):
@@ -70,8 +81,12 @@ class WarmPoolCreateForm(SizesForm):
         widget=forms.Select,
         error_messages={"required": "Choose an environment class that gets prebuilds on the project."},
     )
-    min_size = size_field("Minimum instances", MIN_WORDS, MIN_SIZE_RANGE, MIN_HELP, initial=0)
-    max_size = size_field("Maximum instances", MAX_WORDS, MAX_SIZE_RANGE, MAX_HELP, initial=2)
+    min_size = SizeField(
+        label="Minimum instances", words=MIN_WORDS, bounds=MIN_SIZE_RANGE, help_text=MIN_HELP, initial=0
+    )
+    max_size = SizeField(
+        label="Maximum instances", words=MAX_WORDS, bounds=MAX_SIZE_RANGE, help_text=MAX_HELP, initial=2
+    )
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -97,5 +112,5 @@ class WarmPoolCreateForm(SizesForm):
 class WarmPoolResizeForm(SizesForm):
     FIELD_MAP = W.form_errors()
 
-    min_size = size_field("Minimum instances", MIN_WORDS, MIN_SIZE_RANGE, MIN_HELP)
-    max_size = size_field("Maximum instances", MAX_WORDS, MAX_SIZE_RANGE, MAX_HELP)
+    min_size = SizeField(label="Minimum instances", words=MIN_WORDS, bounds=MIN_SIZE_RANGE, help_text=MIN_HELP)
+    max_size = SizeField(label="Maximum instances", words=MAX_WORDS, bounds=MAX_SIZE_RANGE, help_text=MAX_HELP)

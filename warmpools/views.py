@@ -102,15 +102,20 @@ def _create(request, form: WarmPoolCreateForm, project, project_error) -> WarmPo
     descriptor's rules, then the service; the errors land next to their fields."""
     if project_error is not None:
         add_domain_error(form, project_error, WarmPoolCreateForm.FIELD_MAP)
-    if not form.is_valid():
-        return None
+    valid = form.is_valid()
     data = form.cleaned_data
+    # The request is checked even when a field did not parse, with what did: every error at once
+    # (a field that already has one keeps it).
     create = with_sizes(
-        pb.CreateWarmPoolRequest(project_id=str(project.id), environment_class_id=data["environment_class"]),
-        min_size=data["min_size"],
-        max_size=data["max_size"],
+        pb.CreateWarmPoolRequest(
+            project_id=str(project.id) if project else "", environment_class_id=data.get("environment_class") or ""
+        ),
+        min_size=data.get("min_size"),
+        max_size=data.get("max_size"),
     )
     if not add_violations(form, create, WarmPoolCreateForm.FIELD_MAP):
+        return None
+    if not valid:
         return None
     try:
         return services.warm_pool_create(
@@ -154,16 +159,16 @@ def pool_detail(request, pk):
     resized = False
     if request.method == "POST":
         form = WarmPoolResizeForm(request.POST)
-        update = None
-        if form.is_valid():
-            # As UpdateWarmPool: the request message checked by the descriptor's rules first.
-            update = with_sizes(
-                pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)),
-                min_size=form.cleaned_data["min_size"],
-                max_size=form.cleaned_data["max_size"],
-            )
-            if not add_violations(form, update, WarmPoolResizeForm.FIELD_MAP):
-                update = None
+        valid = form.is_valid()
+        # As UpdateWarmPool: the request message checked by the descriptor's rules first (with
+        # whatever parsed, so that every error shows at once).
+        update = with_sizes(
+            pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)),
+            min_size=form.cleaned_data.get("min_size"),
+            max_size=form.cleaned_data.get("max_size"),
+        )
+        if not add_violations(form, update, WarmPoolResizeForm.FIELD_MAP) or not valid:
+            update = None
         if update is not None:
             try:
                 pool = services.warm_pool_update(actor=request.user, pool=pool, **size_arguments(update))
