@@ -122,7 +122,7 @@ class TriggerPrebuildForm(PageForm):
     def timeout_for(self, project):
         """The timeout the prebuild gets: the one entered, else the project's (never a site default
         the project's admin did not choose)."""
-        entered = self.cleaned_data.get("timeout")
+        entered = getattr(self, "cleaned_data", {}).get("timeout")
         return entered if entered is not None else project.prebuild_timeout
 
 

@@ -123,14 +123,18 @@ def _trigger(request, form: TriggerPrebuildForm, project, project_error) -> Preb
     is the project's own (the form says which)."""
     if project_error is not None:
         add_domain_error(form, project_error, TriggerPrebuildForm.FIELD_MAP)
-    if not form.is_valid():
-        return None
+    valid = form.is_valid()
     data = form.cleaned_data
-    create = pb.CreatePrebuildRequest(project_id=str(project.id), spec=pb.PrebuildSpec())
-    if data["environment_class"]:
+    # Checked with whatever parsed, so that every field's error shows at once.
+    create = pb.CreatePrebuildRequest(project_id=str(project.id) if project else "", spec=pb.PrebuildSpec())
+    if data.get("environment_class"):
         create.environment_class_id = data["environment_class"]
-    create.spec.timeout.FromTimedelta(form.timeout_for(project))
+    timeout = form.timeout_for(project) if project else data.get("timeout")
+    if timeout is not None:
+        create.spec.timeout.FromTimedelta(timeout)
     if not add_violations(form, create, TriggerPrebuildForm.FIELD_MAP):
+        return None
+    if not valid:
         return None
     arguments = create_prebuild_arguments(create)
     del arguments["project_id"]

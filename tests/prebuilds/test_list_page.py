@@ -244,6 +244,12 @@ def test_trigger_errors_are_human_words_next_to_the_field(client, org, data, fie
     assert not Prebuild.objects.exists()
 
 
+def test_every_trigger_error_shows_at_once(client, org):
+    client.force_login(org.member)
+    response = client.post(LIST, {"project": "nonsense", "environment_class": "nonsense", "timeout": "3h"}, **HTMX)
+    assert set(response.context["trigger_form"].errors) == {"project", "environment_class", "timeout"}
+
+
 def test_trigger_errors_without_htmx_render_the_whole_page(client, org):
     client.force_login(org.member)
     response = client.post(LIST, {"project": org.project.id, "environment_class": org.small.id, "timeout": "5h"})
