@@ -4,20 +4,23 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core import words
 from core.errors import DomainError, NotFound
 from core.lookups import get_by_id
-from core.pages import domain_errors, render_poll
+from core.pages import Confirmation, ask, confirmed, domain_errors, unchanged, version_of
 from prebuilds.models import Prebuild, PrebuildPhase
+from prebuilds.queries import expected_durations
 from projects import services as project_services
 from projects.forms import ApiTokenForm, add_domain_error
-from projects.models import ApiToken
-from projects.views import SESSION_ORGANIZATION, current_organization_id, memberships
+from projects.models import ApiToken, Project
+from projects.views import SESSION_ORGANIZATION, current_organization_id, is_admin, memberships
+from warmpools.health import diagnose
 from warmpools.models import WarmPool, WarmPoolPhase
-from warmpools.views import is_settled
 
 # How many running prebuilds and failures the overview lists.
 OVERVIEW_ROWS = 10
@@ -31,29 +34,59 @@ def overview(request):
     pools = list(WarmPool.objects.visible_to(request.user).filter(organization_id=organization_id).for_list())
     pools_by_phase = {phase: sum(1 for p in pools if p.phase == phase) for phase in WarmPoolPhase}
     running = list(prebuilds.non_terminal().for_list().order_by("-created_at")[:OVERVIEW_ROWS])
+    failures = list(prebuilds.filter(phase=PrebuildPhase.FAILED).for_list().order_by("-created_at")[:OVERVIEW_ROWS])
+    # What the live part shows, as a version: a poll that finds it unchanged is answered with a 204.
+    version = version_of(
+        sorted(by_phase.items()),
+        [(p.id, p.status_version) for p in running],
+        [(p.id, p.spec_version, p.status_version, p.hits, p.misses, p.running_instances) for p in pools],
+        [p.id for p in failures],
+    )
+    if request.htmx and request.htmx.target == "overview-live" and (answer := unchanged(request, version)):
+        return answer
+    estimates = expected_durations(running)
     context = {
+        # Only the phases something is in: fourteen zero counts say nothing.
         "prebuild_phases": [
-            (phase, by_phase.get(phase.value, 0))
+            (phase, by_phase[phase.value])
             for phase in PrebuildPhase
-            if phase not in (PrebuildPhase.UNSPECIFIED, PrebuildPhase.DELETED)
+            if phase not in (PrebuildPhase.UNSPECIFIED, PrebuildPhase.DELETED) and by_phase.get(phase.value)
         ],
+        "prebuild_total": sum(n for phase, n in by_phase.items() if phase != PrebuildPhase.DELETED),
         "pool_phases": [
             (phase, pools_by_phase[phase])
             for phase in WarmPoolPhase
-            if phase not in (WarmPoolPhase.UNSPECIFIED, WarmPoolPhase.DELETED)
+            if phase not in (WarmPoolPhase.UNSPECIFIED, WarmPoolPhase.DELETED) and pools_by_phase[phase]
         ],
-        "running": running,
+        "running": [(p, estimates.get((p.project_id, p.environment_class_id))) for p in running],
         # Pools a person should look at first: the unhealthy ones, then the rest.
-        "pools": sorted(pools, key=lambda p: (p.phase != WarmPoolPhase.DEGRADED, not p.failure_message)),
-        "latest_failures": prebuilds.filter(phase=PrebuildPhase.FAILED)
-        .for_list()
-        .order_by("-created_at")[:OVERVIEW_ROWS],
+        "pools": [
+            (pool, diagnose(pool))
+            for pool in sorted(pools, key=lambda p: (p.phase != WarmPoolPhase.DEGRADED, not p.failure_message))
+        ],
+        "latest_failures": failures,
+        "version": version,
+        "first_run": _first_run(request, organization_id, by_phase, pools),
     }
-    settled = not running and all(is_settled(p) for p in pools)
-    context["settled"] = settled
     if request.htmx and request.htmx.target == "overview-live":
-        return render_poll(request, "dashboard/overview.html#live", context, settled=settled)
+        return render(request, "dashboard/overview.html#live", context)
     return render(request, "dashboard/overview.html", context)
+
+
+def _first_run(request, organization_id, by_phase, pools) -> dict | None:
+    """What to do next in an organization that has not run a prebuild yet (None once it has)."""
+    if by_phase:
+        return None
+    projects = list(
+        Project.objects.alive().filter(organization_id=organization_id).prefetch_related("prebuild_environment_classes")
+    )
+    return {
+        "is_admin": is_admin(request, organization_id),
+        "has_project": bool(projects),
+        "has_prebuild_classes": any(p.prebuilds_enabled and p.prebuild_environment_classes.all() for p in projects),
+        "has_pool": bool(pools),
+        "project": projects[0] if projects else None,
+    }
 
 
 @login_required
@@ -118,6 +151,20 @@ def api_token_revoke(request, pk):
         token = get_by_id(ApiToken.objects.all(), pk, label="token", field="token_id")
     except NotFound:
         raise NotFound("token not found") from None
+    if token.user_id != request.user.pk:
+        raise NotFound("token not found")
+    if not confirmed(request):
+        return ask(
+            request,
+            Confirmation(
+                title=f"Revoke token {token.name}?",
+                action=reverse("api-token-revoke", args=[token.id]),
+                button="Revoke token",
+                items=[f"{token.name} ({token.prefix}…), created {words.absolute(token.created_at)}"],
+                consequence="Every script and client using it is refused from now on; this cannot be undone.",
+                back=reverse("api-tokens"),
+            ),
+        )
     # The service refuses someone else's token with NotFound (a 404 here).
     token = project_services.api_token_revoke(actor=request.user, token=token)
     messages.success(request, f"Token {token.name} revoked.")

@@ -7,12 +7,13 @@ shown next to its field.
 """
 
 from django import forms
+from django.conf import settings
 from django.urls import reverse
 
 from prebuilds.models import PrebuildPhase, PrebuildTrigger
 from prebuilds.queries import PrebuildFilter
 from prebuilds.shapes import CREATE_PREBUILD
-from projects.forms import DurationField, PageForm
+from projects.forms import DurationField, PageForm, format_duration
 from projects.models import EnvironmentClass
 
 # Phases a person can filter on (DELETED prebuilds are never listed).
@@ -75,14 +76,20 @@ class PrebuildFilterForm(PageForm):
 
 class TriggerPrebuildForm(PageForm):
     """Project and environment class are plain values rendered as selects: the request's rules and
-    the service decide whether they are allowed, so a form and the API refuse the same things with
-    the same words."""
+    the service decide whether they are allowed, so a form and the API refuse the same things (the
+    form in a person's words, HUMAN). An empty timeout is the project's own."""
 
     FIELD_MAP = CREATE_PREBUILD.form_errors()
+    # A person's words for the request's rules (PrebuildSpec.timeout 300s..7200s, UUIDs).
+    HUMAN = {
+        "timeout": "Enter a timeout from 5 minutes to 2 hours, such as 30m or 1h.",
+        "project": "Choose a project from the list.",
+        "environment_class": "Choose an environment class from the list.",
+    }
 
     project = forms.CharField(label="Project", widget=forms.Select)
     environment_class = forms.CharField(label="Environment class", required=False, widget=forms.Select)
-    timeout = DurationField(label="Timeout", required=False, help_text="Minutes or 30m, 1h; 5m to 2h, default 1h.")
+    timeout = DurationField(label="Timeout", required=False)
 
     def __init__(self, *args, projects, project=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -108,3 +115,20 @@ class TriggerPrebuildForm(PageForm):
         if project is not None and not self.is_bound:
             self.initial.setdefault("project", str(project.id))
             self.initial["environment_class"] = str(classes[0].id) if classes else ""
+        # Empty means the project's own timeout, and the field says which that is.
+        self.project = project
+        self.fields["timeout"].help_text = timeout_help(project)
+
+    def timeout_for(self, project):
+        """The timeout the prebuild gets: the one entered, else the project's (never a site default
+        the project's admin did not choose)."""
+        entered = getattr(self, "cleaned_data", {}).get("timeout")
+        return entered if entered is not None else project.prebuild_timeout
+
+
+def timeout_help(project) -> str:
+    low, high = settings.PROJECT_MIN_PREBUILD_TIMEOUT, settings.PREBUILD_MAX_TIMEOUT
+    limits = f"{format_duration(low)} to {format_duration(high)}"
+    if project is None:
+        return f"Minutes, or 30m, 1h; {limits}."
+    return f"Empty: the project's timeout, {format_duration(project.prebuild_timeout)}. Or minutes, 30m, 1h; {limits}."

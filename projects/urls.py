@@ -6,6 +6,8 @@ app_name = "projects"
 
 urlpatterns = [
     path("", views.project_list, name="list"),
+    path("new/", views.project_create, name="create"),
+    path("<uuid:pk>/delete", views.project_delete, name="delete"),
     path("<uuid:pk>/", views.project_detail, name="detail"),
     path("<uuid:pk>/webhook-secret/", views.project_webhook_secret, name="webhook-secret"),
 ]

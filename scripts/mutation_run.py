@@ -386,7 +386,7 @@ MUTANTS = [
         "    if not add_violations(form, create, WarmPoolCreateForm.FIELD_MAP):",
         "    if False:",
         ["tests/warmpools/test_pool_pages.py", "tests/dashboard/test_request_shapes.py"],
-        "the pool pages apply CreateWarmPool's rules (the descriptor's), in the words the APIs use",
+        "the pool pages apply CreateWarmPool's rules (the descriptor's), in a person's words",
     ),
     m(
         "prebuild-sent-to-its-runner",

@@ -32,6 +32,10 @@ class WarmPoolQuerySet(models.QuerySet):
     def not_deleted(self):
         return self.exclude(phase=WarmPoolPhase.DELETED)
 
+    def kept(self):
+        """Pools nobody has asked to delete (what a configuration change would delete)."""
+        return self.not_deleted().exclude(desired_phase=WarmPoolPhase.DELETED)
+
     def for_list(self):
         return self.select_related("project", "environment_class", "runner", "snapshot")
 

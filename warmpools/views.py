@@ -12,14 +12,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from gitpod.v1 import prebuild_pb2 as pb
 
+from core import words
 from core.errors import DomainError, NotFound, PermissionDenied
-from core.pages import domain_errors, render_poll
+from core.pages import Confirmation, ask, confirmed, domain_errors, render_poll, unchanged, version_of
 from projects.forms import add_domain_error, add_violations
 from projects.models import Project
 from projects.services import project_get
 from projects.views import current_organization_id, is_admin
 from warmpools import services
 from warmpools.forms import WarmPoolCreateForm, WarmPoolResizeForm
+from warmpools.health import diagnose
 from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics
 from warmpools.models import Environment, EnvironmentPhase, WarmPool, WarmPoolPhase
 from warmpools.proto import size_arguments, with_sizes
@@ -72,16 +74,26 @@ def pool_list(request):
     else:
         form = WarmPoolCreateForm(projects=projects, project=projects[0] if projects else None)
     pools = list(warm_pools_for(request.user).filter(organization_id=organization_id).order_by("project__name"))
+    # The rows change with a pool's spec or status, its counters, or a pool coming or going; the
+    # list refreshes while it is open, and an unchanged one costs this one query and a 204.
+    rows_version = version_of(
+        [
+            (p.id, p.spec_version, p.status_version, p.hits, p.misses, p.running_instances, p.stopped_instances)
+            for p in pools
+        ]
+    )
+    if request.htmx and request.htmx.target == ROWS_TARGET and (answer := unchanged(request, rows_version)):
+        return answer
     # One query for the p95 of every pool shown, not one per row.
     p95 = claim_latency_p95_by_pool(pool.id for pool in pools)
     context = {
         "pools": pools,
-        "rows": [(pool, p95.get(pool.id)) for pool in pools],
+        "rows": [(pool, p95.get(pool.id), diagnose(pool)) for pool in pools],
         "create_form": form if can_create else None,
-        "settled": all(is_settled(p) for p in pools),
+        "rows_version": rows_version,
     }
     if request.htmx and request.htmx.target == ROWS_TARGET:
-        return render_poll(request, "warmpools/list.html#rows", context, settled=context["settled"])
+        return render(request, "warmpools/list.html#rows", context)
     return render(request, "warmpools/list.html", context)
 
 
@@ -90,15 +102,20 @@ def _create(request, form: WarmPoolCreateForm, project, project_error) -> WarmPo
     descriptor's rules, then the service; the errors land next to their fields."""
     if project_error is not None:
         add_domain_error(form, project_error, WarmPoolCreateForm.FIELD_MAP)
-    if not form.is_valid():
-        return None
+    valid = form.is_valid()
     data = form.cleaned_data
+    # The request is checked even when a field did not parse, with what did: every error at once
+    # (a field that already has one keeps it).
     create = with_sizes(
-        pb.CreateWarmPoolRequest(project_id=str(project.id), environment_class_id=data["environment_class"]),
-        min_size=data["min_size"],
-        max_size=data["max_size"],
+        pb.CreateWarmPoolRequest(
+            project_id=str(project.id) if project else "", environment_class_id=data.get("environment_class") or ""
+        ),
+        min_size=data.get("min_size"),
+        max_size=data.get("max_size"),
     )
     if not add_violations(form, create, WarmPoolCreateForm.FIELD_MAP):
+        return None
+    if not valid:
         return None
     try:
         return services.warm_pool_create(
@@ -142,16 +159,16 @@ def pool_detail(request, pk):
     resized = False
     if request.method == "POST":
         form = WarmPoolResizeForm(request.POST)
-        update = None
-        if form.is_valid():
-            # As UpdateWarmPool: the request message checked by the descriptor's rules first.
-            update = with_sizes(
-                pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)),
-                min_size=form.cleaned_data["min_size"],
-                max_size=form.cleaned_data["max_size"],
-            )
-            if not add_violations(form, update, WarmPoolResizeForm.FIELD_MAP):
-                update = None
+        valid = form.is_valid()
+        # As UpdateWarmPool: the request message checked by the descriptor's rules first (with
+        # whatever parsed, so that every error shows at once).
+        update = with_sizes(
+            pb.UpdateWarmPoolRequest(warm_pool_id=str(pool.id)),
+            min_size=form.cleaned_data.get("min_size"),
+            max_size=form.cleaned_data.get("max_size"),
+        )
+        if not add_violations(form, update, WarmPoolResizeForm.FIELD_MAP) or not valid:
+            update = None
         if update is not None:
             try:
                 pool = services.warm_pool_update(actor=request.user, pool=pool, **size_arguments(update))
@@ -191,6 +208,7 @@ def _status_context(pool: WarmPool, *, just_claimed: bool = False) -> dict:
     return {
         "pool": pool,
         "metrics": pool_metrics(pool),
+        "diagnosis": diagnose(pool),
         "settled": is_settled(pool) and not recently_claimed,
     }
 
@@ -293,6 +311,27 @@ def environment_result(request, pk, environment_id):
 def environment_delete(request, pk, environment_id):
     pool = services.warm_pool_get(user=request.user, warm_pool_id=pk)
     environment = _environment_of_pool(request, pool, environment_id)
+    if not (is_admin(request, pool.organization_id) or environment.creator_id == request.user.pk):
+        # Asked before the question, so that nobody confirms what would be refused (the service
+        # decides again).
+        raise PermissionDenied("only its creator or an organization admin may delete an environment")
+    if not confirmed(request):
+        short = str(environment.id)[:8]
+        return ask(
+            request,
+            Confirmation(
+                title=f"Delete environment {short}?",
+                action=reverse("warmpools:environment-delete", args=[pool.id, environment.id]),
+                button="Delete environment",
+                items=[
+                    f"Environment {short} of {pool.project.name} on {pool.environment_class.display_name}, "
+                    f"from {environment.get_source_display().lower()}, created {words.absolute(environment.created_at)}"
+                ],
+                consequence="Its workspace on the runner is removed, with anything written in it.",
+                back=_detail_url(pool),
+                target="#pool-environments",
+            ),
+        )
     services.environment_delete(actor=request.user, environment=environment)
     if not request.htmx:
         messages.success(request, "The environment is being deleted.")

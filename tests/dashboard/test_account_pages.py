@@ -10,7 +10,7 @@ from django.utils import timezone
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import services as project_services
 from projects.models import ApiToken, Role
-from warmpools.models import WarmPool, WarmPoolPhase
+from warmpools.models import WarmPoolPhase
 
 pytestmark = pytest.mark.django_db
 
@@ -122,8 +122,11 @@ def test_the_secret_is_shown_only_to_its_own_session(client, org):
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"name": ""}, "name", "name must not be empty"),
-        ({"name": "x", "expires_in_days": "-1"}, "expires_in_days", "expiry must be in the future"),
+        ({"name": ""}, "name", "Enter a name for the token."),
+        ({"name": "x", "expires_in_days": "-1"}, "expires_in_days", "Enter a number of days from 1 to 3650"),
+        ({"name": "x", "expires_in_days": "0"}, "expires_in_days", "Enter a number of days from 1 to 3650"),
+        # A lifetime past what a date can hold was a server error once; now it is a limit in the input too.
+        ({"name": "x", "expires_in_days": "99999999"}, "expires_in_days", "Enter a number of days from 1 to 3650"),
     ],
 )
 def test_token_form_errors(client, org, data, field, message):
@@ -139,8 +142,13 @@ def test_revoke_own_tokens_only(client, org):
     client.force_login(org.member)
     body = client.get(reverse("api-tokens")).content.decode()
     assert "mine" in body and "theirs" not in body
-    assert client.post(reverse("api-token-revoke", args=[theirs.id])).status_code == 404
-    response = client.post(reverse("api-token-revoke", args=[mine.id]))
+    assert client.post(reverse("api-token-revoke", args=[theirs.id]), {"confirmed": "yes"}).status_code == 404
+    assert client.post(reverse("api-token-revoke", args=[theirs.id])).status_code == 404  # not even the question
+    asked = client.post(reverse("api-token-revoke", args=[mine.id])).content.decode()
+    assert "Revoke token mine?" in asked and f"mine ({mine.prefix}…)" in asked and "refused from now on" in asked
+    mine.refresh_from_db()
+    assert mine.revoked_at is None
+    response = client.post(reverse("api-token-revoke", args=[mine.id]), {"confirmed": "yes"})
     assert response.status_code == 302
     mine.refresh_from_db()
     theirs.refresh_from_db()
@@ -158,25 +166,44 @@ def test_overview_shows_phases_running_progress_pool_health_and_failures(client,
     client.force_login(org.member)
     response = client.get(reverse("overview"))
     body = response.content.decode()
-    assert dict((p.label, n) for p, n in response.context["prebuild_phases"])["Snapshotting"] == 1
+    # Only the phases something is in, with the total.
+    assert dict((p.label, n) for p, n in response.context["prebuild_phases"]) == {"Snapshotting": 1, "Failed": 1}
+    assert "2 in all" in body and ">Pending</span> <strong>0" not in body
     assert 'value="70"' in body and "70%" in body
-    assert "disk full on runner local" in body and "updateContentCommand exited with 3" in body
-    assert 'hx-trigger="every 2s"' in body
+    assert "updateContentCommand exited with 3" in body
+    # A degraded pool in a sentence, not its raw message.
+    assert "The runner&#x27;s disk is full, so no new instance fits on it." in body
+    assert "Get started" not in body
 
 
-def test_overview_answers_286_once_nothing_can_change(client, org, make_prebuild, make_pool):
-    running = make_prebuild(phase=PrebuildPhase.RUNNING)
-    pool = make_pool()
+def test_an_empty_organization_gets_told_what_to_do_first(client, org):
+    client.force_login(org.admin)
+    body = client.get(reverse("overview")).content.decode()
+    assert "Get started" in body and "Prebuilds by phase" not in body
+    assert "A project exists (app)." in body and "Prebuilds are enabled on an environment class." in body
+    assert 'href="/prebuilds/#trigger">Trigger the first prebuild</a>' in body
+    assert '<a href="/warm-pools/">create a warm pool</a>' in body
+    org.project.delete()
+    body = client.get(reverse("overview")).content.decode()
+    assert f'<a href="{reverse("projects:create")}">Create a project</a>' in body
     client.force_login(org.member)
-    live = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "overview-live"}
+    assert "An organization admin creates a project" in client.get(reverse("overview")).content.decode()
+
+
+def test_overview_refreshes_while_open_and_costs_a_204_when_unchanged(client, org, make_prebuild, make_pool):
+    running = make_prebuild(phase=PrebuildPhase.RUNNING)
+    make_pool()
+    client.force_login(org.member)
+    page = client.get(reverse("overview")).content.decode()
+    assert 'hx-trigger="every 2s, page-visible from:body"' in page
+    version = page.split('"X-Shown-Version": "', 1)[1].split('"', 1)[0]
+    live = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "overview-live", "HTTP_X_SHOWN_VERSION": version}
+    assert client.get(reverse("overview"), **live).status_code == 204
+    Prebuild.objects.filter(pk=running.pk).update(phase=PrebuildPhase.COMPLETED, status_version=2)
     response = client.get(reverse("overview"), **live)
     assert response.status_code == 200 and 'id="active-count"' in response.content.decode()
-    Prebuild.objects.filter(pk=running.pk).update(phase=PrebuildPhase.COMPLETED)
-    WarmPool.objects.filter(pk=pool.pk).update(
-        phase=WarmPoolPhase.READY, running_instances=1, stopped_instances=2, status_desired_size=1
-    )
-    assert client.get(reverse("overview"), **live).status_code == 286
-    assert 'hx-trigger="every 2s"' not in client.get(reverse("overview")).content.decode()
+    make_prebuild()  # a new one, even once all was finished
+    assert client.get(reverse("overview"), **live).status_code == 200
 
 
 def test_the_nav_counts_active_prebuilds(client, org, make_prebuild):

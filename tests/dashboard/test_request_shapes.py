@@ -1,7 +1,8 @@
 """A limit declared once holds in every interface that takes the field: REST, Connect and the page
-forms accept the largest value and refuse the next, in the same words. For the gitpod.v1 methods the
-limit is the descriptor's (checked on the request message by core.validation, in protovalidate's
-words); for the others it is declared in the shapes (core.shapes, */shapes.py)."""
+forms accept the largest value and refuse the next. For the gitpod.v1 methods the limit is the
+descriptor's (checked on the request message by core.validation, in protovalidate's words for the
+APIs); for the others it is declared in the shapes (core.shapes, */shapes.py). The pages say it in a
+person's words (projects/forms.py), next to the field, and their inputs carry the same limits."""
 
 import pytest
 
@@ -48,8 +49,10 @@ def resize_pool(kind, org, api, client, pool, sizes):
 # path, and the form shows the words next to the field.
 MAX_RULE = "value must be greater than or equal to 1 and less than or equal to 20"
 MIN_RULE = "value must be greater than or equal to 0 and less than or equal to 20"
-TOO_BIG = {"rest": f"maxSize: {MAX_RULE}", "connect": f"max_size: {MAX_RULE}", "form": MAX_RULE}
-NEGATIVE = {"rest": f"minSize: {MIN_RULE}", "connect": f"min_size: {MIN_RULE}", "form": MIN_RULE}
+MAX_WORDS = "Enter a number of instances from 1 to 20."
+MIN_WORDS = "Enter a number of instances from 0 to 20."
+TOO_BIG = {"rest": f"maxSize: {MAX_RULE}", "connect": f"max_size: {MAX_RULE}", "form": MAX_WORDS}
+NEGATIVE = {"rest": f"minSize: {MIN_RULE}", "connect": f"min_size: {MIN_RULE}", "form": MIN_WORDS}
 KINDS = ["rest", "connect", "form"]
 
 
@@ -82,7 +85,8 @@ def test_the_daily_schedule_hour_is_0_to_23(org, api, client, kind):
             response = api["admin"].rest("patch", f"/api/v1/projects/{org.project.id}/", body)
             return response.status_code == 200, response.json().get("field")
         client.force_login(org.admin)
-        data = {"prebuilds_enabled": "on", "prebuild_timeout": "30m", "daily_schedule_hour_utc": hour}
+        data = {"name": "app", "repository_url": "/srv/git/app", "prebuilds_enabled": "on"}
+        data.update(prebuild_timeout="30m", daily_schedule_hour_utc=hour)
         data["prebuild_environment_classes"] = [str(org.small.id)]
         response = client.post(f"/projects/{org.project.id}/", data)
         if response.status_code == 302:
@@ -91,7 +95,7 @@ def test_the_daily_schedule_hour_is_0_to_23(org, api, client, kind):
 
     refused = {
         "rest": "prebuildConfiguration.trigger.dailySchedule.hourUtc",
-        "form": "daily schedule hour must be between 0 and 23",
+        "form": "Enter an hour from 0 to 23, or leave it empty.",
     }
     for hour in (24, -1):
         assert set_hour(hour) == (False, refused[kind])

@@ -1,4 +1,5 @@
-"""/prebuilds/: rows, filters, pages of 25, the trigger form and the bulk actions."""
+"""/prebuilds/: rows, filters, pages of 25, refreshing by version, the trigger form and the bulk
+actions with their confirmation."""
 
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 LIST = "/prebuilds/"
 HTMX = {"HTTP_HX_REQUEST": "true"}
 ROWS = {**HTMX, "HTTP_HX_TARGET": "prebuild-rows"}
-TIMEOUT_RULE = "value must be greater than or equal to 300s and less than or equal to 7200s"
+TIMEOUT_RULE = "Enter a timeout from 5 minutes to 2 hours, such as 30m or 1h."
 
 
 def test_rows_show_phase_words_and_every_column(client, org, make_prebuild):
@@ -29,7 +30,11 @@ def test_rows_show_phase_words_and_every_column(client, org, make_prebuild):
     Prebuild.objects.filter(pk=failed.pk).update(completion_time=failed.started_at + timedelta(seconds=125))
     client.force_login(org.member)
     body = client.get(LIST).content.decode()
-    assert ">Completed</a>" in body and ">Failed</a>" in body
+    assert ">Completed</span>" in body and ">Failed</span>" in body
+    # Each row links by its name (project / class) to the prebuild.
+    assert (
+        f'<a href="{reverse("prebuilds:detail", args=[failed.id])}">app <span class="muted">/</span> large</a>' in body
+    )
     assert "5.0\xa0MB" in body  # humanized snapshot size
     assert "clone failed: &lt;b&gt;x&lt;/b&gt;" in body  # failure reason inline, escaped
     assert "2m 05s" in body  # duration
@@ -90,19 +95,53 @@ def test_list_runs_the_same_number_of_queries_for_1_and_25_rows(client, org, mak
     assert len(rows_one) <= len(one)
 
 
-def test_rows_poll_while_something_runs_and_answer_286_once_all_are_terminal(client, org, make_prebuild):
-    running = make_prebuild(phase=PrebuildPhase.RUNNING)
+def rows_version(body: str) -> str:
+    return body.split('"X-Shown-Version": "', 1)[1].split('"', 1)[0]
+
+
+def test_rows_refresh_while_open_and_cost_a_204_when_nothing_changed(client, org, make_prebuild):
+    done = make_prebuild(phase=PrebuildPhase.COMPLETED)
     client.force_login(org.member)
     page = client.get(LIST).content.decode()
-    assert 'hx-trigger="every 2s"' in page
-    response = client.get(LIST, **ROWS)
-    assert response.status_code == 200
+    # Polled even when everything shown is finished: a new prebuild must appear.
+    assert 'hx-trigger="every 2s, page-visible from:body"' in page
+    version = rows_version(page)
+    same = client.get(LIST, **ROWS, HTTP_X_SHOWN_VERSION=version)
+    assert same.status_code == 204 and same.content == b""
+    # A new prebuild, a status change, a filter: each a new version and the rows rendered again.
+    new = make_prebuild()
+    response = client.get(LIST, **ROWS, HTTP_X_SHOWN_VERSION=version)
+    assert response.status_code == 200 and str(new.id) in response.content.decode()
     assert 'id="active-count"' in response.content.decode() and 'hx-swap-oob="true"' in response.content.decode()
-    Prebuild.objects.filter(pk=running.pk).update(phase=PrebuildPhase.COMPLETED)
-    response = client.get(LIST, **ROWS)
-    assert response.status_code == 286
-    assert 'hx-trigger="every 2s"' not in response.content.decode()
-    assert 'hx-trigger="every 2s"' not in client.get(LIST).content.decode()
+    version = rows_version(response.content.decode())
+    Prebuild.objects.filter(pk=done.pk).update(status_version=done.status_version + 1)  # as status.py writes
+    assert client.get(LIST, **ROWS, HTTP_X_SHOWN_VERSION=version).status_code == 200
+
+
+def test_the_version_check_costs_fewer_queries_than_a_render(client, org, make_prebuild):
+    for _ in range(25):
+        make_prebuild(phase=PrebuildPhase.FAILED, failure_message="boom")
+    client.force_login(org.member)
+    version = rows_version(client.get(LIST).content.decode())
+    with CaptureQueriesContext(connection) as unchanged:
+        assert client.get(LIST, **ROWS, HTTP_X_SHOWN_VERSION=version).status_code == 204
+    with CaptureQueriesContext(connection) as changed:
+        assert client.get(LIST, **ROWS, HTTP_X_SHOWN_VERSION="old").status_code == 200
+    assert len(unchanged) < len(changed)
+    # The version query reads three columns of the prebuilds alone: no join, no related row.
+    version_query = next(q["sql"] for q in unchanged.captured_queries if '"status_version"' in q["sql"])
+    assert "JOIN" not in version_query.upper() and '"failure_message"' not in version_query
+
+
+def test_a_filter_change_writes_the_filters_into_the_address_bar_and_a_poll_does_not(client, org, make_prebuild):
+    make_prebuild()
+    client.force_login(org.member)
+    response = client.get(
+        LIST, {"phase": PrebuildPhase.PENDING, "selected": "x"}, **ROWS, HTTP_HX_TRIGGER="filter-form"
+    )
+    assert response["HX-Push-Url"] == f"{LIST}?phase={PrebuildPhase.PENDING.value}"  # the filters, not the selection
+    poll = client.get(LIST, {"phase": PrebuildPhase.PENDING}, **ROWS, HTTP_HX_TRIGGER="prebuild-rows")
+    assert "HX-Push-Url" not in poll
 
 
 def test_polling_keeps_the_selection(client, org, make_prebuild):
@@ -147,7 +186,7 @@ def test_class_select_follows_the_project(client, org):
         ("45", timedelta(minutes=45)),
         ("30m", timedelta(minutes=30)),
         ("1h", timedelta(hours=1)),
-        ("", timedelta(hours=1)),
+        ("", timedelta(minutes=30)),  # the project's timeout, not a site default
     ],
 )
 def test_trigger_creates_a_prebuild_and_opens_it(client, org, timeout, expected):
@@ -156,6 +195,18 @@ def test_trigger_creates_a_prebuild_and_opens_it(client, org, timeout, expected)
     prebuild = Prebuild.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("prebuilds:detail", args=[prebuild.id])
     assert (prebuild.environment_class, prebuild.timeout, prebuild.creator) == (org.large, expected, org.member)
+
+
+def test_the_timeout_field_names_the_projects_timeout(client, org):
+    client.force_login(org.member)
+    body = client.get(LIST).content.decode()
+    assert "Empty: the project&#x27;s timeout, 30m. Or minutes, 30m, 1h; 5m to 2h." in body
+    assert "default 1h" not in body
+    # Another project chosen: its timeout, out of band.
+    org.project.prebuild_timeout = timedelta(minutes=10)
+    org.project.save()
+    body = client.get(reverse("prebuilds:trigger-classes"), {"project": org.project.id}, **HTMX).content.decode()
+    assert 'id="id_timeout_helptext" hx-swap-oob="true">Empty: the project&#x27;s timeout, 10m.' in body
 
 
 def test_trigger_with_htmx_redirects_the_browser(client, org):
@@ -172,13 +223,13 @@ def test_trigger_with_htmx_redirects_the_browser(client, org):
         ({"timeout": "3h"}, "timeout", TIMEOUT_RULE),
         ({"timeout": "4m59s"}, "timeout", TIMEOUT_RULE),  # the 5-minute floor holds for a prebuild too
         ({"timeout": "0"}, "timeout", TIMEOUT_RULE),
-        ({"environment_class": "nonsense"}, "environment_class", "value must be a valid UUID"),
+        ({"environment_class": "nonsense"}, "environment_class", "Choose an environment class from the list."),
         # the service's
         ({"environment_class": "gpu"}, "environment_class", "environment class 'gpu' does not have prebuilds enabled"),
         ({"project": "nonsense"}, "project", "project nonsense not found"),
     ],
 )
-def test_trigger_errors_are_the_rules_messages_next_to_the_field(client, org, data, field, message):
+def test_trigger_errors_are_human_words_next_to_the_field(client, org, data, field, message):
     client.force_login(org.member)
     post = {"project": str(org.project.id), "environment_class": str(org.small.id), "timeout": "30m", **data}
     if post["environment_class"] == "gpu":
@@ -191,6 +242,12 @@ def test_trigger_errors_are_the_rules_messages_next_to_the_field(client, org, da
     assert body.strip().startswith('<form id="trigger-form"')
     assert f'id="id_{field}_error"' in body and 'aria-invalid="true"' in body
     assert not Prebuild.objects.exists()
+
+
+def test_every_trigger_error_shows_at_once(client, org):
+    client.force_login(org.member)
+    response = client.post(LIST, {"project": "nonsense", "environment_class": "nonsense", "timeout": "3h"}, **HTMX)
+    assert set(response.context["trigger_form"].errors) == {"project", "environment_class", "timeout"}
 
 
 def test_trigger_errors_without_htmx_render_the_whole_page(client, org):
@@ -211,12 +268,33 @@ def test_outsiders_cannot_trigger_in_another_organization(client, org):
 # --- bulk actions ------------------------------------------------------------------------------------
 
 
+def bulk(client, action, ids, *, confirm=True, **headers):
+    data = {"action": action, "selected": ids, "next": LIST}
+    if confirm:
+        data["confirmed"] = "yes"
+    return client.post(reverse("prebuilds:bulk"), data, **headers)
+
+
+def test_bulk_actions_ask_first_naming_every_selected_prebuild(client, org, make_prebuild):
+    pending, running = make_prebuild(), make_prebuild(environment_class=org.large, phase=PrebuildPhase.RUNNING)
+    client.force_login(org.member)
+    asked = bulk(client, "cancel", [pending.id, running.id], confirm=False, **HTMX)
+    body = asked.content.decode()
+    assert asked.status_code == 200 and asked["HX-Retarget"] == "#confirm-dialog"
+    assert "Cancel these 2 prebuilds?" in body and "Cancel 2 prebuilds</button>" in body
+    assert "app on small, created " in body and "(Pending)" in body and "app on large" in body and "(Running)" in body
+    assert f'name="selected" value="{pending.id}"' in body and 'name="confirmed" value="yes"' in body
+    pending.refresh_from_db()
+    assert pending.phase == PrebuildPhase.PENDING  # asking is not doing
+    # Without JavaScript, the same question as a page of its own.
+    page = bulk(client, "cancel", [pending.id], confirm=False).content.decode()
+    assert '<h1 id="confirm-title">Cancel this prebuild?</h1>' in page and f'href="{LIST}">Keep it</a>' in page
+
+
 def test_members_bulk_cancel(client, org, make_prebuild):
     pending, running = make_prebuild(), make_prebuild(phase=PrebuildPhase.RUNNING)
     client.force_login(org.member)
-    response = client.post(
-        reverse("prebuilds:bulk"), {"action": "cancel", "selected": [pending.id, running.id], "next": LIST}
-    )
+    response = bulk(client, "cancel", [pending.id, running.id])
     assert response.status_code == 302 and response["Location"] == LIST
     pending.refresh_from_db()
     running.refresh_from_db()
@@ -229,8 +307,8 @@ def test_members_may_not_bulk_delete_and_see_why(client, org, make_prebuild):
     prebuild = make_prebuild(phase=PrebuildPhase.COMPLETED)
     client.force_login(org.member)
     assert "Delete selected" not in client.get(LIST).content.decode()
-    response = client.post(reverse("prebuilds:bulk"), {"action": "delete", "selected": [prebuild.id]}, **HTMX)
-    assert response.status_code in (200, 286)
+    response = bulk(client, "delete", [prebuild.id], **HTMX)
+    assert response.status_code == 200
     body = response.content.decode()
     assert "only organization admins may delete prebuilds" in body
     assert 'id="messages"' in body  # out of band, above the page
@@ -238,12 +316,15 @@ def test_members_may_not_bulk_delete_and_see_why(client, org, make_prebuild):
     assert prebuild.phase == PrebuildPhase.COMPLETED
 
 
-def test_admins_bulk_delete(client, org, make_prebuild):
-    done = make_prebuild(phase=PrebuildPhase.COMPLETED)
+def test_admins_bulk_delete_after_confirming(client, org, make_prebuild):
+    done = make_prebuild(phase=PrebuildPhase.COMPLETED, snapshot_size_bytes=1)
     failed = make_prebuild(phase=PrebuildPhase.FAILED)
     client.force_login(org.admin)
     assert "Delete selected" in client.get(LIST).content.decode()
-    response = client.post(reverse("prebuilds:bulk"), {"action": "delete", "selected": [done.id, failed.id]}, **HTMX)
+    asked = bulk(client, "delete", [done.id, failed.id], confirm=False, **HTMX).content.decode()
+    assert "Delete these 2 prebuilds?" in asked and "snapshots and logs are removed" in asked
+    assert set(Prebuild.objects.values_list("desired_phase", flat=True)) == {PrebuildPhase.UNSPECIFIED}
+    response = bulk(client, "delete", [done.id, failed.id], **HTMX)
     assert "2 prebuilds will be deleted." in response.content.decode()
     assert set(Prebuild.objects.values_list("desired_phase", flat=True)) == {PrebuildPhase.DELETED}
     assert set(Prebuild.objects.values_list("phase", flat=True)) == {PrebuildPhase.DELETING}
@@ -255,7 +336,9 @@ def test_bulk_without_selection_or_on_foreign_prebuilds(client, org, make_prebui
     client.post(reverse("prebuilds:bulk"), {"action": "cancel"})
     assert "Select at least one prebuild first." in client.get(LIST).content.decode()
     client.force_login(org.outsider)
-    client.post(reverse("prebuilds:bulk"), {"action": "cancel", "selected": [prebuild.id, "junk"]})
+    asked = bulk(client, "cancel", [prebuild.id, "junk"], confirm=False).content.decode()
+    assert "2 more that you cannot see (they will be refused)" in asked and "app on small" not in asked
+    bulk(client, "cancel", [prebuild.id, "junk"])
     assert "not found" in client.get(LIST).content.decode()
     prebuild.refresh_from_db()
     assert prebuild.phase == PrebuildPhase.PENDING

@@ -1,10 +1,12 @@
+from datetime import timedelta
+
 import pytest
 
 from core.errors import InvalidArgument
 from core.pagination import MAX_PAGE_SIZE, paginate
 from prebuilds import services
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildTrigger
-from prebuilds.queries import PrebuildFilter, prebuilds_for
+from prebuilds.queries import PrebuildFilter, expected_durations, prebuilds_for
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +82,19 @@ def test_filters(org):
     # Undefined enum values are refused by the request's rule (core.validation), before the query.
     with pytest.raises(InvalidArgument):
         ids(project_ids=["nope"])
+
+
+def test_expected_durations_are_each_pairs_newest_completed_run_in_one_query(
+    org, make_prebuild, django_assert_num_queries
+):
+    old = make_prebuild(phase=PrebuildPhase.COMPLETED)
+    newer = make_prebuild(phase=PrebuildPhase.COMPLETED)
+    Prebuild.objects.filter(pk=old.pk).update(completion_time=old.started_at + timedelta(seconds=300))
+    Prebuild.objects.filter(pk=newer.pk).update(completion_time=newer.started_at + timedelta(seconds=90))
+    make_prebuild(phase=PrebuildPhase.FAILED)  # not a completed run
+    running_small = make_prebuild(phase=PrebuildPhase.RUNNING)
+    running_large = make_prebuild(environment_class=org.large, phase=PrebuildPhase.RUNNING)  # no completed run
+    with django_assert_num_queries(1):
+        found = expected_durations([running_small, running_large])
+    assert found == {(org.project.id, org.small.id): timedelta(seconds=90)}
+    assert expected_durations([]) == {}

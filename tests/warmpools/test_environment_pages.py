@@ -57,7 +57,7 @@ def test_a_member_creates_an_environment_from_a_warm_instance(client, org, warm_
     assert '<div id="pool-environments" hx-swap-oob="true"' in body and environment.get_source_display() in body
     assert 'id="pool-status" aria-labelledby="pool-status-heading" hx-swap-oob="true"' in body
     assert '<dt>Hits</dt><dd class="nums">1</dd>' in body
-    assert 'hx-trigger="every 2s"' in body
+    assert 'hx-trigger="every 2s, page-visible from:body"' in body
     warm_pool.refresh_from_db()
     assert (warm_pool.hits, warm_pool.misses) == (1, 0)
 
@@ -128,8 +128,10 @@ def test_recent_environments_list_source_phase_time_creator_and_age(client, org,
     response = client.get(detail(pool))
     body = response.content.decode()
     assert len(response.context["environments"]) == 2  # deleted ones are gone
-    assert "<td>Warm pool</td>" in body and "<td>Snapshot</td>" in body and "<td>Cold start</td>" not in body
-    assert '<td class="nums">7 ms</td>' in body and "<td>alice</td>" in body and "<td>bob</td>" in body
+    assert '<td data-label="Source">Warm pool</td>' in body and '<td data-label="Source">Snapshot</td>' in body
+    assert '<td data-label="Source">Cold start</td>' not in body
+    assert '<td class="nums" data-label="Ready after">7 ms</td>' in body
+    assert '<td data-label="Creator">alice</td>' in body and '<td data-label="Creator">bob</td>' in body
     assert ">Creating</span>" in body and ">Ready</span>" in body
     assert body.count(">Delete</button>") == 1  # the member's own; the admin's is not theirs to delete
     # One is still being created: the list refreshes, then stops once everything shown is settled.
@@ -144,14 +146,20 @@ def test_a_member_deletes_an_environment(client, org, make_pool, make_environmen
     pool = make_pool()
     environment = make_environment(pool, ready_after_ms=5, creator=org.member)
     client.force_login(org.member)
-    response = client.post(url(pool, "environment-delete", environment), **HTMX)
+    asked = client.post(url(pool, "environment-delete", environment), **HTMX)
+    question = asked.content.decode()
+    assert asked["HX-Retarget"] == "#confirm-dialog" and f"Delete environment {str(environment.id)[:8]}?" in question
+    assert "Its workspace on the runner is removed" in question and "from warm pool" in question
+    environment.refresh_from_db()
+    assert environment.phase == EnvironmentPhase.READY  # asking is not deleting
+    response = client.post(url(pool, "environment-delete", environment), {"confirmed": "yes"}, **HTMX)
     body = response.content.decode()
     assert body.strip().startswith('<div id="pool-environments"') and ">Deleting</span>" in body
     assert ">Delete</button>" not in body and 'hx-trigger="every 2s"' in body
     environment.refresh_from_db()
     assert environment.phase == EnvironmentPhase.DELETING
     other = make_environment(pool, ready_after_ms=5)
-    response = client.post(url(pool, "environment-delete", other))
+    response = client.post(url(pool, "environment-delete", other), {"confirmed": "yes"})
     assert response.status_code == 302 and response["Location"] == detail(pool)
 
 

@@ -1,4 +1,5 @@
-"""/warm-pools/ and /warm-pools/<id>/: rows with the gauge, create (admins), resize, delete."""
+"""/warm-pools/ and /warm-pools/<id>/: rows with the gauge, refreshing by version, create (admins),
+resize, delete, a degraded pool explained, environments deleted after a confirmation."""
 
 from datetime import timedelta
 
@@ -35,7 +36,9 @@ def test_rows_show_phase_gauge_snapshot_and_failure(client, org, make_prebuild, 
     )
     client.force_login(org.member)
     body = client.get(LIST).content.decode()
-    assert ">Degraded</a>" in body and "snapshot checksum mismatch" in body
+    assert ">Degraded</span>" in body
+    assert "The snapshot this pool warms is damaged" in body  # the problem in words, not the raw message
+    assert f'<a href="{detail(pool)}">app <span class="muted">/</span> small</a>' in body  # linked by its name
     assert 'role="img" aria-label="2 running, 1 stopped, target 3; min 1, max 4"' in body
     assert "2 / 1 / 3" in body and "1–4" in body
     assert f'href="{reverse("prebuilds:detail", args=[snapshot.id])}"' in body  # snapshot links to its prebuild
@@ -50,10 +53,10 @@ def test_rows_show_hits_misses_and_claim_latency_p95(client, org, make_pool, mak
     client.force_login(org.member)
     response = client.get(LIST)
     body = response.content.decode()
-    assert '<td class="nums">7</td>' in body and '<td class="nums">2</td>' in body
-    assert dict((p.id, p95) for p, p95 in response.context["rows"]) == {pool.id: 1500, idle.id: None}
-    assert '<td class="nums">1.5 s</td>' in body  # nearest rank: the p95 of 4 samples is the largest
-    assert '<td class="nums">—</td>' in body  # the other pool has no claim yet
+    assert '<td class="nums" data-label="Hits">7</td>' in body and '<td class="nums" data-label="Misses">2</td>' in body
+    assert dict((p.id, p95) for p, p95, _ in response.context["rows"]) == {pool.id: 1500, idle.id: None}
+    assert '<td class="nums" data-label="Claim p95">1.5 s</td>' in body  # nearest rank: the largest of 4
+    assert '<td class="nums" data-label="Claim p95">—</td>' in body  # the other pool has no claim yet
 
 
 def test_list_runs_the_same_number_of_queries_for_1_and_many_pools(
@@ -83,18 +86,19 @@ def test_list_runs_the_same_number_of_queries_for_1_and_many_pools(
     assert len(many) == len(one) <= 10
 
 
-def test_rows_poll_until_every_pool_is_settled(client, org, make_pool):
-    pool = make_pool()
+def test_rows_refresh_while_open_and_cost_a_204_when_nothing_changed(client, org, make_pool, make_environment):
+    pool = make_pool(phase=WarmPoolPhase.READY, running_instances=1, stopped_instances=2, status_desired_size=1)
     client.force_login(org.member)
-    assert 'hx-trigger="every 2s"' in client.get(LIST).content.decode()
-    rows = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "pool-rows"}
+    page = client.get(LIST).content.decode()
+    assert 'hx-trigger="every 2s, page-visible from:body"' in page  # settled, and still refreshed
+    version = page.split('"X-Shown-Version": "', 1)[1].split('"', 1)[0]
+    rows = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "pool-rows", "HTTP_X_SHOWN_VERSION": version}
+    assert client.get(LIST, **rows).status_code == 204
+    WarmPool.objects.filter(pk=pool.pk).update(hits=1)  # a claim
     assert client.get(LIST, **rows).status_code == 200
-    WarmPool.objects.filter(pk=pool.pk).update(
-        phase=WarmPoolPhase.READY, running_instances=1, stopped_instances=2, status_desired_size=1
-    )
-    response = client.get(LIST, **rows)
-    assert response.status_code == 286
-    assert 'hx-trigger="every 2s"' not in response.content.decode()
+    make_pool(environment_class=org.large)  # a new pool
+    rows["HTTP_X_SHOWN_VERSION"] = client.get(LIST).content.decode().split('"X-Shown-Version": "', 1)[1][:18]
+    assert client.get(LIST, **rows).status_code == 204
 
 
 # --- create ------------------------------------------------------------------------------------------
@@ -133,14 +137,14 @@ def test_admin_creates_a_pool(client, org):
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        # CreateWarmPool's rules (its descriptor's, in protovalidate's words), as the APIs apply them
-        ({"max_size": 21}, "max_size", "value must be greater than or equal to 1 and less than or equal to 20"),
-        ({"max_size": 0}, "max_size", "value must be greater than or equal to 1 and less than or equal to 20"),
-        ({"min_size": -1}, "min_size", "value must be greater than or equal to 0 and less than or equal to 20"),
-        ({"environment_class": ""}, "environment_class", "value is required"),
+        # CreateWarmPool's rules (its descriptor's, in a person's words), as the APIs apply them
+        ({"max_size": 21}, "max_size", "Enter a number of instances from 1 to 20."),
+        ({"max_size": 0}, "max_size", "Enter a number of instances from 1 to 20."),
+        ({"min_size": -1}, "min_size", "Enter a number of instances from 0 to 20."),
+        ({"environment_class": ""}, "environment_class", "Choose an environment class that gets prebuilds"),
+        ({"min_size": 5, "max_size": 2}, "min_size", "The minimum (5) cannot be more than the maximum (2)."),
+        ({"max_size": "many"}, "max_size", "Enter a number of instances from 1 to 20."),
         # the service's
-        ({"min_size": 5, "max_size": 2}, "min_size", "min_size (5) must not exceed max_size (2)"),
-        ({"max_size": "many"}, "max_size", "Enter a whole number."),
         ({"environment_class": "gpu"}, "environment_class", "environment class 'gpu' does not have prebuilds enabled"),
     ],
 )
@@ -156,6 +160,15 @@ def test_create_errors_are_shown_next_to_the_field(client, org, data, field, mes
     assert any(message in e for e in errors[field]), errors
     assert response.content.decode().strip().startswith('<form id="create-pool-form"')
     assert not WarmPool.objects.exists()
+
+
+def test_every_field_error_shows_at_once_and_the_inputs_carry_the_limits(client, org):
+    client.force_login(org.admin)
+    body = client.get(LIST).content.decode()
+    assert 'name="min_size" value="0" min="0" max="20"' in body and 'name="max_size" value="2" min="1" max="20"' in body
+    post = {"project": str(org.project.id), "environment_class": "", "min_size": 50, "max_size": 50}
+    errors = client.post(LIST, post, **HTMX).context["create_form"].errors
+    assert set(errors) == {"environment_class", "min_size", "max_size"}
 
 
 def test_a_second_pool_for_the_same_pair_is_refused(client, org, make_pool):
@@ -214,7 +227,7 @@ def test_a_resized_pool_polls_until_the_reconciler_reaches_the_new_sizes(client,
     assert client.get(detail(pool), **status).status_code == 286
     # A settled-looking status (1 running of target 1) under sizes it does not meet yet.
     body = client.post(detail(pool), {"min_size": 2, "max_size": 3}, **HTMX).content.decode()
-    assert 'id="pool-status"' in body and 'hx-trigger="every 2s"' in body
+    assert 'id="pool-status"' in body and 'hx-trigger="every 2s, page-visible from:body"' in body
     assert client.get(detail(pool), **status).status_code == 200
     # The reconciler's pass: 2 running, 1 staged.
     WarmPool.objects.filter(pk=pool.pk).update(running_instances=2, stopped_instances=1, status_desired_size=2)
@@ -224,8 +237,8 @@ def test_a_resized_pool_polls_until_the_reconciler_reaches_the_new_sizes(client,
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"min_size": 4, "max_size": 3}, "min_size", "min_size (4) must not exceed max_size (3)"),
-        ({"min_size": 0, "max_size": 30}, "max_size", "less than or equal to 20"),
+        ({"min_size": 4, "max_size": 3}, "min_size", "The minimum (4) cannot be more than the maximum (3)."),
+        ({"min_size": 0, "max_size": 30}, "max_size", "Enter a number of instances from 1 to 20."),
     ],
 )
 def test_resize_errors_are_inline(client, org, make_pool, data, field, message):

@@ -1,6 +1,9 @@
-"""Playwright driving Debian's Chromium, headless, against pytest-django's live server.
+"""Playwright driving Debian's Chromium, headless, against pytest-django's live server (one per
+session) and one browser per package; each test gets a fresh context.
 
-Screenshots go to test-artifacts/ (gitignored) so that a person can look at the pages.
+Screenshots go to test-artifacts/ (gitignored) so that a person can look at the pages. Accessibility
+is checked with axe-core from node_modules (pinned in package.json, installed by `make install`),
+evaluated into the page through the DevTools protocol: the page's Content-Security-Policy stays on.
 """
 
 import os
@@ -14,6 +17,9 @@ from tests.conftest import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
 
 
 # Package scope: the browser (and Playwright's event loop) is gone once the browser tests are done.
@@ -52,9 +58,50 @@ def page(browser, live_server):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Whatever the Content-Security-Policy refused (an inline style or script) is a bug of ours.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (make install runs npm ci)")
+    return AXE.read_text()
+
+
+@pytest.fixture
+def axe(axe_source):
+    """axe-core's violations on the page as it is now: [(rule id, impact, help, [targets])]."""
+
+    def run(page, *, exclude=()):
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(axe_source)
+        result = page.evaluate(
+            """async (exclude) => {
+                const context = exclude.length ? {exclude: exclude.map((s) => [s])} : document;
+                const r = await axe.run(context, {resultTypes: ["violations"]});
+                return r.violations.map((v) => [v.id, v.impact, v.help, v.nodes.map((n) => n.target.join(" "))]);
+            }""",
+            list(exclude),
+        )
+        return [tuple(v) for v in result]
+
+    return run
+
+
+def horizontal_overflow(page) -> int:
+    """How many pixels the page is wider than its window (0: no horizontal scroll)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 @pytest.fixture
@@ -63,7 +110,9 @@ def screenshot():
 
     def take(page, name: str, *, full_page: bool = True) -> Path:
         path = ARTIFACTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        # caret="initial": hiding the caret means a style element Playwright injects, which the page's
+        # Content-Security-Policy refuses (and the page fixture would report).
+        page.screenshot(path=str(path), full_page=full_page, caret="initial")
         return path
 
     return take
