@@ -29,7 +29,7 @@ from ._proc import Watched, process_group_killer, pump, raise_if_stopped
 from .container_policy import VettedConfig, vet_config
 from .devcontainer import DevcontainerConfig
 from .errors import LifecycleFailed, SandboxError, SnapshotError
-from .lifecycle import FORK_BOMB_SECONDS, PROCESS_INTERVAL, LogLine, StepEvent, now
+from .lifecycle import PROCESS_INTERVAL, ForkBombWatch, LogLine, StepEvent, now
 from .oci import (
     IdShift,
     Layer,
@@ -396,8 +396,8 @@ class _ContainerWatch:
         self.next_lookup = 0.0
         self.violation: str | None = None
         self.next_check = 0.0
-        self.pinned_since: float | None = None
         self.of = f" ({limits.origin})" if limits.origin else ""
+        self.fork_bomb = ForkBombWatch(limits.max_processes or 0, self.of)
         # Seen while the container ran (it may be gone by the time the failure is written: a bomb
         # also starves the container's own keep-alive loop, which then ends the container).
         self.saw_refused_fork = False
@@ -430,17 +430,8 @@ class _ContainerWatch:
         if self.violation is None and self.limits.max_processes and now_ >= self.next_check:
             self.next_check = now_ + PROCESS_INTERVAL
             current = self._read("pids", "pids.current")
-            limit = self.limits.max_processes
-            if current is not None and int(current) >= limit - max(2, limit // 20):
-                if self.pinned_since is None:
-                    self.pinned_since = now_
-                elif now_ - self.pinned_since >= FORK_BOMB_SECONDS:
-                    self.violation = (
-                        f"stopped: the commands kept hitting their process limit of {limit}{self.of} "
-                        f"for {FORK_BOMB_SECONDS:.0f}s: a fork bomb?"
-                    )
-            else:
-                self.pinned_since = None
+            if current is not None:
+                self.violation = self.fork_bomb.sample(int(current), now_)
         return self.violation
 
     def forks_refused(self) -> bool:

@@ -262,24 +262,25 @@ class _Run:
             # (the sandbox waits for its PID namespace to empty), so stopping is already done.
             reporter.phase("STOPPING")
 
-        reporter.phase("SNAPSHOTTING")
-
-        def on_progress(percent: int) -> None:
-            reporter.progress(percent)
-            self.tick()
-
-        info = self.timed_step(
-            "snapshot",
-            lambda: create_snapshot(
-                workspace,
-                job.store,
-                job.snapshot_id,
-                on_progress,
-                should_stop=reporter.should_stop,
+        info = self.snapshot_step(
+            lambda on_progress: create_snapshot(
+                workspace, job.store, job.snapshot_id, on_progress, should_stop=reporter.should_stop
             ),
-            lambda snap: {"bytes": snap.size_bytes, "detail": snap.sha256},
+            detail=lambda snap: snap.sha256,
         )
         return self.outcome(PrebuildResult.COMPLETED, snapshot=info)
+
+    def snapshot_step(self, work: Callable[[Callable[[int], None]], SnapshotInfo], detail) -> SnapshotInfo:
+        """SNAPSHOTTING, and the snapshot step of the timeline around work(on_progress)."""
+        self.reporter.phase("SNAPSHOTTING")
+
+        def on_progress(percent: int) -> None:
+            self.reporter.progress(percent)
+            self.tick()
+
+        return self.timed_step(
+            "snapshot", lambda: work(on_progress), lambda snap: {"bytes": snap.size_bytes, "detail": detail(snap)}
+        )
 
     def execute_in_container(self, workspace: Path, config: devcontainer.DevcontainerConfig | None) -> PrebuildOutcome:
         job, reporter, backend = self.job, self.reporter, self.job.container
@@ -312,15 +313,8 @@ class _Run:
             finally:
                 prepared.restore()
                 reporter.phase("STOPPING")
-            reporter.phase("SNAPSHOTTING")
-
-            def on_progress(percent: int) -> None:
-                reporter.progress(percent)
-                self.tick()
-
-            info = self.timed_step(
-                "snapshot",
-                lambda: container_run.snapshot_container(
+            info = self.snapshot_step(
+                lambda on_progress: container_run.snapshot_container(
                     backend,
                     container_id=result.container_id,
                     workspace=workspace,
@@ -329,7 +323,7 @@ class _Run:
                     on_progress=on_progress,
                     should_stop=reporter.should_stop,
                 ),
-                lambda snap: {"bytes": snap.size_bytes, "detail": snap.image},
+                detail=lambda snap: snap.image,
             )
             return self.outcome(PrebuildResult.COMPLETED, snapshot=info)
         finally:

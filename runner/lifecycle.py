@@ -181,8 +181,8 @@ class _Watch:
         self.violation: str | None = None
         self.next_disk = 0.0
         self.next_processes = 0.0
-        self.pinned_since: float | None = None
         self.of = f" ({limits.origin})" if limits.origin else ""
+        self.fork_bomb = ForkBombWatch(limits.max_processes or 0, self.of)
 
     def check(self) -> str | None:
         if self.violation is None:
@@ -211,17 +211,31 @@ class _Watch:
             )
 
     def _check_processes(self, now_: float) -> None:
-        limit = self.limits.max_processes
-        if task_count(self.uid) >= limit - max(2, limit // 20):
-            if self.pinned_since is None:
-                self.pinned_since = now_
-            elif now_ - self.pinned_since >= FORK_BOMB_SECONDS:
-                self.violation = (
-                    f"stopped: the commands kept hitting their process limit of {limit}{self.of} "
-                    f"for {FORK_BOMB_SECONDS:.0f}s: a fork bomb?"
-                )
-        else:
+        self.violation = self.fork_bomb.sample(task_count(self.uid), now_)
+
+
+class ForkBombWatch:
+    """Samples of a run's task count against its limit: pinned at the limit (within 5 %, at least
+    2 tasks) on every sample for FORK_BOMB_SECONDS is a fork bomb. Both backends judge so."""
+
+    def __init__(self, limit: int, of: str = ""):
+        self.limit, self.of = limit, of
+        self.pinned_since: float | None = None
+
+    def sample(self, tasks: int, now_: float) -> str | None:
+        """The violation once it is one, else None."""
+        if tasks < self.limit - max(2, self.limit // 20):
             self.pinned_since = None
+            return None
+        if self.pinned_since is None:
+            self.pinned_since = now_
+            return None
+        if now_ - self.pinned_since < FORK_BOMB_SECONDS:
+            return None
+        return (
+            f"stopped: the commands kept hitting their process limit of {self.limit}{self.of} "
+            f"for {FORK_BOMB_SECONDS:.0f}s: a fork bomb?"
+        )
 
 
 def disk_usage(root: Path) -> int:
