@@ -301,7 +301,8 @@ def test_the_project_page_shows_a_rotated_secret_once(org):
     admin.force_login(org.admin)
     page = admin.get(f"/projects/{org.project.id}/").content.decode()
     assert "Rotate webhook secret" in page
-    response = admin.post(f"/projects/{org.project.id}/webhook-secret/")
+    # (confirmed: a rotation asks first, tests/projects/test_pages.py)
+    response = admin.post(f"/projects/{org.project.id}/webhook-secret/", {"confirmed": "yes"})
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     org.project.refresh_from_db()
