@@ -42,7 +42,7 @@ from .oci import (
     tool_message,
     write_layer,
 )
-from .podman import RUN_LABEL, GuardPolicy, Podman, network_option, write_guard
+from .podman import RUN_LABEL, GuardPolicy, Podman, container_name, network_option, write_guard
 from .podman_guard import WORKSPACE_TARGET
 from .sandbox import SandboxLimits
 from .snapshot import SnapshotInfo
@@ -406,11 +406,20 @@ class _ContainerWatch:
     def _path(self) -> str | None:
         if self.cgroup is None and self.clock() >= self.next_lookup:
             self.next_lookup = self.clock() + PROCESS_INTERVAL  # a podman call: not on every poll
-            label = f"label={RUN_LABEL}={self.run_id}"
-            ids = self.podman.run("ps", "-q", "--filter", label, check=False).stdout.split()
-            if ids:
-                done = self.podman.run("inspect", "--type", "container", "--format", "{{.State.CgroupPath}}", ids[0])
-                self.cgroup = done.stdout.strip().lstrip("/") or None
+            # By the name the guard gave it (an inspect of one container, not a `ps` of all); not
+            # there yet, or podman slow to answer: the next poll asks again.
+            with contextlib.suppress(SandboxError):
+                done = self.podman.run(
+                    "container",
+                    "inspect",
+                    "--format",
+                    "{{.State.CgroupPath}}",
+                    container_name(self.run_id),
+                    check=False,
+                    timeout=10,
+                )
+                if done.returncode == 0:
+                    self.cgroup = done.stdout.strip().lstrip("/") or None
         return self.cgroup
 
     def _read(self, controller: str, name: str) -> str | None:

@@ -110,10 +110,21 @@ class Podman:
         return done
 
     def remove_run(self, run_id: str) -> None:
-        """Remove every container of a run, running or not (idempotent)."""
-        ids = self.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}", check=False).stdout.split()
-        if ids:
-            self.run("rm", "-f", "-t", "0", *ids, check=False, timeout=60)
+        """Remove every container of a run, running or not (idempotent). The run's container by its
+        name first: `podman ps` reads every container's state, and waits on any container another
+        run's commands keep busy (a fork bomb held at its limit made it take minutes)."""
+        self.run("rm", "-f", "-t", "0", "--ignore", container_name(run_id), check=False, timeout=60)
+        try:
+            ids = self.run("ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}", check=False, timeout=30).stdout
+        except SandboxError:
+            return  # the named one is gone; a stray one is left to the next sweep
+        if ids.split():
+            self.run("rm", "-f", "-t", "0", *ids.split(), check=False, timeout=60)
+
+
+def container_name(run_id: str) -> str:
+    """The name the guard gives a run's container (so that the runner finds it without a `ps`)."""
+    return f"prebuild-{run_id}"
 
 
 def _last_line(text: str) -> str:
@@ -149,6 +160,7 @@ class GuardPolicy:
             f"--pids-limit={self.pids_limit}",
             f"--label={RUN_LABEL}={self.run_id}",
             f"--label={ORG_LABEL}={self.organization}",
+            f"--name={container_name(self.run_id)}",
         ]
 
 
