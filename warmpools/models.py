@@ -182,6 +182,13 @@ class Environment(models.Model):
     failure_message = models.TextField(blank=True, default="")
     ready_after_ms = models.FloatField(null=True, blank=True, help_text="from the request to a ready workspace")
     ready_at = models.DateTimeField(null=True, blank=True)
+    # Where a person gets in, on the container backend: the container (by name, as the engine knows
+    # it), the devcontainer's remoteUser and workspace folder, and the image it was made from. Empty
+    # on the bubblewrap backend, whose workspace is a folder nobody can enter.
+    container_name = models.CharField(max_length=128, blank=True, default="")
+    remote_user = models.CharField(max_length=64, blank=True, default="")
+    workspace_folder = models.CharField(max_length=500, blank=True, default="")
+    image = models.CharField(max_length=500, blank=True, default="")
 
     objects = EnvironmentQuerySet.as_manager()
 

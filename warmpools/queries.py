@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 
 from core.lookups import uuids
 from prebuilds.models import Prebuild, PrebuildPhase
+from projects.models import Role
 from warmpools.models import Environment, WarmPool
 
 
@@ -40,3 +41,14 @@ def newest_snapshot(project_id, environment_class_id) -> Prebuild | None:
         .order_by("-completion_time", "-created_at")
         .first()
     )
+
+
+def can_enter(user, environment: Environment) -> bool:
+    """Who may open a shell in an environment (the terminal, exec): its creator and the admins of
+    its organization. Other members see it listed, but a shell is the creator's working copy."""
+    if not user.is_authenticated:
+        return False
+    role = user.organization_roles.get(environment.organization_id)
+    if role is None:
+        return False
+    return role == Role.ADMIN or environment.creator_id == user.pk
