@@ -16,7 +16,8 @@ and the repository cannot ask for:
 - named volumes are renamed into the run's own namespace (a repository's "cache" volume is not
   another tenant's "cache");
 - exec, start, stop, rm and container inspect act only on containers of this run, and events
-  tell of this run's containers only;
+  tell of this run's containers only; the CLI's ps for its own container is answered from that
+  container alone (answer_ps);
 - before the first command run as a user other than root (the devcontainer's remoteUser), the
   workspace is handed to that user (chown -R inside the container), as a Codespace's checkout
   belongs to its user: the bind mount's U gave it to the container's root.
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from .container_policy import parse_mount, vet_podman_argv
 from .errors import ArgumentRefused
-from .podman import GUARD_POLICY_ENV, RUN_LABEL, GuardPolicy
+from .podman import GUARD_POLICY_ENV, RUN_LABEL, GuardPolicy, container_name
 
 REFUSED_EXIT = 125  # podman's own status for "the command could not run"
 _OWNED_SUBCOMMANDS = {"exec", "start", "stop", "rm"}
@@ -209,6 +210,45 @@ def _exec_container(args: list[str]) -> list[str]:
     return [container] if container else []
 
 
+def answer_ps(policy: GuardPolicy, args: list[str]) -> str | None:
+    """What `ps -q [-a] --filter label=...` of this run's label prints, read from the run's own
+    container by name; None for any other ps (podman answers those).
+
+    The CLI looks for its container with such a ps. podman ps reads the state of every container on
+    the host and waits as long as any of them is busy: one whose processes were held at their pids
+    limit kept a neighbour's ps waiting for minutes. The run's container has a known name
+    (runner.podman.container_name), so the guard inspects that one container instead."""
+    if args[:2] != ["ps", "-q"]:
+        return None
+    rest = args[2:]
+    everything = rest[:1] == ["-a"]
+    rest = rest[1:] if everything else rest
+    if len(rest) % 2 or any(flag != "--filter" for flag in rest[::2]):
+        return None
+    wanted: dict[str, str | None] = {}
+    for value in rest[1::2]:
+        kind, eq, label = value.partition("=")
+        if kind != "label" or not eq:
+            return None
+        key, has_value, expected = label.partition("=")
+        wanted[key] = expected if has_value else None
+    if wanted.get(RUN_LABEL) != policy.run_id:
+        return None
+    found = subprocess.run(
+        [policy.podman, "container", "inspect", container_name(policy.run_id)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    if found.returncode != 0:
+        return "" if "no such" in found.stderr.lower() else None
+    (container,) = json.loads(found.stdout)
+    labels = container.get("Config", {}).get("Labels") or {}
+    matches = all(key in labels and (value is None or labels[key] == value) for key, value in wanted.items())
+    running = container.get("State", {}).get("Running", False)
+    return f"{container['Id'][:12]}\n" if matches and (everything or running) else ""
+
+
 def load_policy() -> GuardPolicy:
     with open(os.environ[GUARD_POLICY_ENV]) as f:
         return GuardPolicy(**json.load(f))
@@ -220,6 +260,7 @@ def main(argv: list[str]) -> int:
         args = rewrite(policy, argv)
         check_ownership(policy, args)
         hand_over_workspace(policy, args)
+        answer = answer_ps(policy, args)
     except ArgumentRefused as refused:
         message = f"refused by the runner's container policy: {refused}"
         if policy.refusals_path:
@@ -227,6 +268,9 @@ def main(argv: list[str]) -> int:
                 f.write(message + "\n")
         print(message, file=sys.stderr)
         return REFUSED_EXIT
+    if answer is not None:
+        sys.stdout.write(answer)
+        return 0
     os.execve(policy.podman, [policy.podman, *args], os.environ)
     return REFUSED_EXIT  # not reached
 

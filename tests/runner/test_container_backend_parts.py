@@ -185,3 +185,53 @@ def test_tool_messages_lose_their_log_frame():
     assert tool_message('time="x" level=fatal msg="pinging \\"registry\\": refused"\n') == 'pinging "registry": refused'
     assert tool_message("Error: no such image\n") == "no such image"
     assert tool_message("") == "no message"
+
+
+class _Inspect:
+    """podman container inspect as answered for the run's container (no podman is started)."""
+
+    def __init__(self, returncode=0, labels=None, running=True, stderr=""):
+        self.calls = []
+        self.answer = (returncode, labels, running, stderr)
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(argv)
+        returncode, labels, running, stderr = self.answer
+        body = [{"Id": "0123456789abcdef", "Config": {"Labels": labels}, "State": {"Running": running}}]
+        return type("Done", (), {"returncode": returncode, "stdout": json.dumps(body), "stderr": stderr})()
+
+
+RUN_PS = ["ps", "-q", "-a", "--filter", "label=dev.prebuilds.run=run1"]
+
+
+def test_the_clis_ps_for_its_own_container_reads_that_container_alone(policy, monkeypatch):
+    inspect = _Inspect(labels={"dev.prebuilds.run": "run1", "x": "y"})
+    monkeypatch.setattr(podman_guard.subprocess, "run", inspect)
+    assert podman_guard.answer_ps(policy, RUN_PS) == "0123456789ab\n"
+    assert inspect.calls == [["/usr/bin/podman", "container", "inspect", "prebuild-run1"]]
+    # Every label filter must match, as podman's would.
+    assert podman_guard.answer_ps(policy, [*RUN_PS, "--filter", "label=x=y"]) == "0123456789ab\n"
+    assert podman_guard.answer_ps(policy, [*RUN_PS, "--filter", "label=x"]) == "0123456789ab\n"
+    assert podman_guard.answer_ps(policy, [*RUN_PS, "--filter", "label=x=z"]) == ""
+    # Without -a, a stopped container is not listed.
+    inspect.answer = (0, {"dev.prebuilds.run": "run1"}, False, "")
+    assert podman_guard.answer_ps(policy, ["ps", "-q", "--filter", "label=dev.prebuilds.run=run1"]) == ""
+    assert podman_guard.answer_ps(policy, RUN_PS) == "0123456789ab\n"
+    # No such container yet: an empty list.
+    inspect.answer = (125, None, False, "Error: inspecting object: no such container prebuild-run1")
+    assert podman_guard.answer_ps(policy, RUN_PS) == ""
+
+
+def test_any_other_ps_goes_to_podman(policy, monkeypatch):
+    inspect = _Inspect(returncode=125, stderr="Error: database is locked")
+    monkeypatch.setattr(podman_guard.subprocess, "run", inspect)
+    for argv in (
+        ["ps", "-a"],
+        ["ps", "-q", "-a", "--filter", "label=dev.prebuilds.run=another-run"],
+        ["ps", "-q", "-a", "--filter", "name=prebuild-run1"],
+        ["ps", "-q", "-a", "--filter"],
+    ):
+        assert podman_guard.answer_ps(policy, argv) is None, argv
+    assert inspect.calls == []
+    # An inspect that fails for another reason than absence: podman's own ps answers.
+    assert podman_guard.answer_ps(policy, RUN_PS) is None
