@@ -108,6 +108,15 @@ class EmbeddedRegistry:
             f"http:\n  addr: {self.address}\n  secret: {secrets.token_hex(16)}\n"
         )
 
+    @property
+    def maintenance_lock(self) -> Path:
+        return self.root / "maintenance.lock"
+
+    @property
+    def supervisor_pid_file(self) -> Path:
+        """Where `manage.py embedded_registry` says which process runs this registry."""
+        return self.root / "supervisor.pid"
+
     def running(self) -> bool:
         with contextlib.suppress(OSError), urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1) as response:
             return response.status == 200
@@ -146,16 +155,16 @@ class EmbeddedRegistry:
                 self.process.kill()
                 self.process.wait()
 
-
     def collect_garbage(self, timeout: float = 600) -> str:
         """Free the blobs no manifest references any more (a deleted prebuild's own layers), keep
         the ones another snapshot still uses. docker-registry's garbage-collect must not run beside
         a registry that accepts writes (a blob pushed meanwhile, not yet in a manifest, would be
         taken), so this stops the registry this object runs, collects, and starts it again; a
-        push in that window meets a refused connection and is retried by its caller. One
-        collection at a time (a lock file beside the storage). Returns the tool's summary."""
+        push or delete through a Registry with this maintenance_lock waits for the collection, and
+        the collection for those under way; a pull in the window (a few seconds) is refused. Returns
+        the tool's summary."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "maintenance.lock", "w") as lock:
+        with open(self.maintenance_lock, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             was_running = self.process is not None and self.process.poll() is None
             self.stop()

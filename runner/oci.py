@@ -18,6 +18,7 @@ once. The snapshot's checksum is its manifest digest; podman verifies it on ever
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -414,6 +415,19 @@ class Registry:
     address: str
     repository: str = "prebuilds/snapshots"
     tls_verify: bool = False  # the embedded registry listens on loopback, plain HTTP
+    # The embedded registry's maintenance lock (EmbeddedRegistry.maintenance_lock): pushes and
+    # deletes hold it shared, its garbage collection exclusive, so a write waits for a collection
+    # and a collection for the writes under way. Empty for an operator's registry.
+    maintenance_lock: str = ""
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        if not self.maintenance_lock:
+            yield
+            return
+        with open(self.maintenance_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            yield
 
     def reference(self, snapshot_id: str) -> str:
         return f"{self.address}/{self.repository}:{snapshot_id}"
@@ -442,7 +456,7 @@ class Registry:
         if it is gone already."""
         request = urllib.request.Request(self._url(f"manifests/{digest}"), method="DELETE")
         try:
-            with urllib.request.urlopen(request, timeout=30):
+            with self.writing(), urllib.request.urlopen(request, timeout=30):
                 pass
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
@@ -466,13 +480,15 @@ def push(layout: Layout, ref: str, registry: Registry, snapshot_id: str, env: di
         "skopeo",
         "copy",
         "--quiet",
+        "--retry-times=3",
         f"--dest-tls-verify={'true' if registry.tls_verify else 'false'}",
         "--digestfile",
         str(digest_file),
         f"oci:{layout.root}:{ref}",
         f"docker://{registry.reference(snapshot_id)}",
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
+    with registry.writing():
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
     if done.returncode != 0:
         raise StoreError(f"pushing the snapshot failed: {tool_message(done.stderr)}")
     return digest_file.read_text().strip()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from runner.podman import userns_options
-
 from tests.processes.containers.conftest import SAMPLE_IMAGE
 
 pytestmark = pytest.mark.slow

@@ -9,12 +9,18 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 
 import pytest
 
+from projects.runner_bridge import collect_registry_garbage
 from runner.images import EmbeddedRegistry, free_port
 from runner.oci import CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Registry
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is not installed")
 
@@ -80,7 +86,7 @@ def _stored(root, digest: str) -> bool:
 def test_collection_frees_a_deleted_snapshots_own_layer_and_keeps_the_shared_one(tmp_path):
     embedded = EmbeddedRegistry(tmp_path / "registry", free_port()).start()
     try:
-        registry = Registry(embedded.address)
+        registry = Registry(embedded.address, maintenance_lock=str(embedded.maintenance_lock))
         base, first, second = os.urandom(300_000), os.urandom(200_000), os.urandom(100_000)
         deleted = _push_snapshot(registry, "snapshot-one", base, first)
         kept = _push_snapshot(registry, "snapshot-two", base, second)
@@ -97,3 +103,44 @@ def test_collection_frees_a_deleted_snapshots_own_layer_and_keeps_the_shared_one
         _pull(registry, kept)
     finally:
         embedded.stop()
+
+
+def test_the_beat_task_has_serves_registry_process_collect_and_leaves_an_operators_registry_alone(tmp_path, settings):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PYTEST_VERSION", "PYTEST_CURRENT_TEST"}}
+    env.update(DATA_DIR=str(tmp_path / "data"), CONTAINER_EMBEDDED_REGISTRY_PORT=str(port), CONTAINER_REGISTRY="")
+    settings.CONTAINER_REGISTRY = ""
+    settings.CONTAINERS_DIR = tmp_path / "data" / "containers"
+    settings.CONTAINER_EMBEDDED_REGISTRY_PORT = port
+    embedded = EmbeddedRegistry(settings.CONTAINERS_DIR / "registry", port)
+    supervisor = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "manage.py"), "embedded_registry"], env=env, cwd=REPO_ROOT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (embedded.running() and embedded.supervisor_pid_file.exists()):
+            assert supervisor.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        registry = Registry(embedded.address, maintenance_lock=str(embedded.maintenance_lock))
+        base, first, second = os.urandom(300_000), os.urandom(200_000), os.urandom(100_000)
+        registry.delete(_push_snapshot(registry, "snapshot-one", base, first))
+        kept = _push_snapshot(registry, "snapshot-two", base, second)
+
+        assert str(supervisor.pid) in collect_registry_garbage()
+
+        while _stored(embedded.root, _digest(first)):
+            assert supervisor.poll() is None and time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        # A pull waits for the registry to be back (a pull by podman would retry the same way).
+        while not embedded.running():
+            assert supervisor.poll() is None and time.monotonic() < deadline + 120
+            time.sleep(0.2)
+        assert _stored(embedded.root, _digest(base))
+        _pull(registry, kept)
+        settings.CONTAINER_REGISTRY = "registry.example.com:5000"
+        assert "operator" in collect_registry_garbage()
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(30) == 0
+    assert not embedded.running()
+    assert not embedded.supervisor_pid_file.exists()
