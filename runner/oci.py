@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import stat
 import subprocess
 import tarfile
@@ -492,3 +493,120 @@ def push(layout: Layout, ref: str, registry: Registry, snapshot_id: str, env: di
     if done.returncode != 0:
         raise StoreError(f"pushing the snapshot failed: {tool_message(done.stderr)}")
     return digest_file.read_text().strip()
+
+
+# --- pushing over the registry's HTTP API ------------------------------------------------------
+
+PUSH_BLOCK = 1 << 20
+
+
+class _NeedsTool(Exception):
+    """The registry wants what only the containers tools have (credentials, a custom CA)."""
+
+
+class _Counting:
+    """A file for urllib's request body that reports each block read from it."""
+
+    def __init__(self, path: Path, on_read: Callable[[int], None], should_stop: ShouldStop | None):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._on_read = on_read
+        self._should_stop = should_stop
+
+    def read(self, size: int = -1) -> bytes:
+        if self._should_stop is not None and self._should_stop():
+            raise Stopped("the snapshot push was stopped")
+        data = self._file.read(PUSH_BLOCK if size is None or size < 0 else min(size, PUSH_BLOCK))
+        if data:
+            self._on_read(len(data))
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open(request: urllib.request.Request, timeout: float = 600):
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise _NeedsTool(f"{exc.code}") from exc
+        raise StoreError(
+            f"the snapshot registry answered {exc.code} to {request.get_method()}: {exc.read()[:200]!r}"
+        ) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            raise _NeedsTool(str(exc.reason)) from exc
+        raise StoreError(f"the snapshot registry at {request.host} is unreachable: {exc.reason}") from exc
+    except OSError as exc:
+        raise StoreError(f"the snapshot registry at {request.host} is unreachable: {exc}") from exc
+
+
+def _has_blob(registry: Registry, digest: str) -> bool:
+    request = urllib.request.Request(registry._url(f"blobs/{digest}"), method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            return True
+    except OSError:  # 404; anything else, the upload that follows says what it is
+        return False
+
+
+def _put_blob(registry: Registry, path: Path, digest: str, on_read: Callable[[int], None], should_stop) -> None:
+    start = urllib.request.Request(registry._url("blobs/uploads/"), method="POST", data=b"")
+    with _open(start, timeout=30) as response:
+        location = response.headers["Location"]
+    if location.startswith("/"):
+        location = f"{'https' if registry.tls_verify else 'http'}://{registry.address}{location}"
+    body = _Counting(path, on_read, should_stop)
+    try:
+        put = urllib.request.Request(
+            f"{location}{'&' if '?' in location else '?'}digest={digest}",
+            method="PUT",
+            data=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)},
+        )
+        with _open(put):
+            pass
+    finally:
+        body.close()
+
+
+def push_over_http(
+    layout: Layout,
+    manifest_digest: str,
+    registry: Registry,
+    snapshot_id: str,
+    on_fraction: Callable[[float], None],
+    should_stop: ShouldStop | None = None,
+) -> str | None:
+    """Push the layout's manifest and its blobs the registry lacks, reporting the fraction of
+    the blob bytes sent (0..1) as they go; the manifest last, with the exact bytes its digest is
+    of. Returns the digest, or None when the registry needs what only skopeo has (credentials,
+    a certificate authority of its own): the caller pushes with the tool then."""
+    manifest_bytes = layout.blobs.joinpath(manifest_digest.removeprefix("sha256:")).read_bytes()
+    manifest = json.loads(manifest_bytes)
+    try:
+        with registry.writing():
+            missing = [b for b in [*manifest["layers"], manifest["config"]] if not _has_blob(registry, b["digest"])]
+            total = max(1, sum(b["size"] for b in missing))
+            sent = [0]
+
+            def on_read(n: int) -> None:
+                sent[0] += n
+                on_fraction(min(1.0, sent[0] / total))
+
+            for blob in missing:
+                path = layout.blobs / blob["digest"].removeprefix("sha256:")
+                _put_blob(registry, path, blob["digest"], on_read, should_stop)
+            put = urllib.request.Request(
+                registry._url(f"manifests/{snapshot_id}"),
+                method="PUT",
+                data=manifest_bytes,
+                headers={"Content-Type": manifest.get("mediaType", MANIFEST_MEDIA_TYPE)},
+            )
+            with _open(put, timeout=60) as response:
+                answered = response.headers.get("Docker-Content-Digest", manifest_digest)
+    except _NeedsTool:
+        return None
+    if answered != manifest_digest:
+        raise StoreError(f"the snapshot registry stored the manifest as {answered}, not {manifest_digest}")
+    return manifest_digest
