@@ -292,6 +292,7 @@ CONTAINER_REGISTRIES_CONF = Path(env_str("CONTAINER_REGISTRIES_CONF")) if env_st
 # Empty: the embedded registry (Debian's docker-registry under the data dir, started by `serve`).
 CONTAINER_REGISTRY = env_str("CONTAINER_REGISTRY", "")
 CONTAINER_REGISTRY_TLS = env_bool("CONTAINER_REGISTRY_TLS", False)
+CONTAINER_REGISTRY_GC_INTERVAL_SECONDS = env_int("CONTAINER_REGISTRY_GC_INTERVAL_SECONDS", 86400, minimum=60)
 CONTAINER_EMBEDDED_REGISTRY_PORT = env_int("CONTAINER_EMBEDDED_REGISTRY_PORT", 5055, minimum=1, maximum=65535)
 # The image of a repository without devcontainer.json (Codespaces and Ona start a default one too).
 CONTAINER_DEFAULT_IMAGE = env_str("CONTAINER_DEFAULT_IMAGE", "mcr.microsoft.com/devcontainers/base:bookworm")
@@ -302,6 +303,11 @@ CELERY_BEAT_SCHEDULE = {
     "schedule-prebuilds": {"task": "prebuilds.tasks.schedule_prebuilds", "schedule": 60.0},
     "expire-prebuilds": {"task": "prebuilds.tasks.expire_prebuilds", "schedule": 3600.0},
     "reconcile-warm-pools": {"task": "warmpools.tasks.reconcile_all", "schedule": 30.0},
+    # The embedded registry frees the layers of deleted snapshots (a few seconds without the registry).
+    "collect-registry-garbage": {
+        "task": "prebuilds.tasks.collect_registry_garbage",
+        "schedule": float(CONTAINER_REGISTRY_GC_INTERVAL_SECONDS),
+    },
 }
 
 # --- Where repositories and webhooks may point ----------------------------------------------------

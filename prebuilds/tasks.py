@@ -7,6 +7,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from prebuilds import execution, maintenance
+from projects import runner_bridge
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -32,6 +33,11 @@ def schedule_prebuilds() -> None:
 @shared_task(ignore_result=True, time_limit=600)
 def expire_prebuilds() -> None:
     maintenance.expire_prebuilds(now=timezone.now())
+
+
+@shared_task(ignore_result=True, time_limit=60)
+def collect_registry_garbage() -> str:
+    return runner_bridge.collect_registry_garbage()
 
 
 @shared_task(

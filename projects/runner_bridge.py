@@ -5,6 +5,8 @@ both start sandboxes through here, so a class means the same thing to both."""
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +122,12 @@ def registry_address() -> str:
 
 def snapshot_registry(organization_id) -> Registry:
     """One repository per organization: a tenant's snapshots are never another's to pull."""
+    embedded = embedded_registry()
     return Registry(
-        registry_address(), repository=f"prebuilds/{organization_id}", tls_verify=settings.CONTAINER_REGISTRY_TLS
+        registry_address(),
+        repository=f"prebuilds/{organization_id}",
+        tls_verify=settings.CONTAINER_REGISTRY_TLS,
+        maintenance_lock=str(embedded.maintenance_lock) if embedded else "",
     )
 
 
@@ -190,3 +196,18 @@ def embedded_registry() -> EmbeddedRegistry | None:
     if settings.CONTAINER_REGISTRY:
         return None
     return EmbeddedRegistry(settings.CONTAINERS_DIR / "registry", settings.CONTAINER_EMBEDDED_REGISTRY_PORT)
+
+
+def collect_registry_garbage() -> str:
+    """Ask the embedded registry's process (`manage.py embedded_registry`, run by `serve`) to free
+    the blobs nothing references. An operator's registry (CONTAINER_REGISTRY) is the operator's to
+    collect: deleting a prebuild deletes its manifest there, nothing more."""
+    registry = embedded_registry()
+    if registry is None:
+        return f"the registry {settings.CONTAINER_REGISTRY} is the operator's: its garbage collection is theirs"
+    try:
+        pid = int(registry.supervisor_pid_file.read_text())
+        os.kill(pid, signal.SIGUSR1)
+    except (OSError, ValueError):
+        return "the embedded registry is not running here: nothing to collect"
+    return f"garbage collection requested from the embedded registry's process {pid}"

@@ -37,6 +37,7 @@ from .oci import (
     Layout,
     Registry,
     push,
+    push_over_http,
     scan,
     snapshot_manifest,
     tool_message,
@@ -524,6 +525,13 @@ def _ensure_base(backend: ContainerBackend, image_id: str) -> str:
     return ref
 
 
+# The share of snapshot_completion_percentage that writing the layer takes; the push of its
+# compressed bytes (and the base layers the registry lacks) takes the rest up to 99, and 100 is
+# the manifest put. Writing reads the whole tree and compresses it; the push sends a third or less
+# of its bytes, over a network.
+WRITE_SHARE = 60
+
+
 def snapshot_container(
     backend: ContainerBackend,
     *,
@@ -546,13 +554,17 @@ def snapshot_container(
     total, files = max(1, scanned.tar_bytes), scanned.files
     last = [-1]
 
-    def on_bytes(done: int) -> None:
-        # Writing the layer is most of the work; the push of a layer to a registry on the runner's
-        # network is the last tenth.
-        percent = min(90, done * 90 // total)
-        if percent != last[0]:
+    def report(percent: int) -> None:
+        if percent > last[0]:  # monotonic, and once per step
             last[0] = percent
             on_progress(percent)
+
+    def on_bytes(done: int) -> None:
+        # Writing the layer (tar + zstd of the tree) to WRITE_SHARE, then the bytes pushed.
+        report(min(WRITE_SHARE, done * WRITE_SHARE // total))
+
+    def on_pushed(fraction: float) -> None:
+        report(min(99, WRITE_SHARE + int(fraction * (99 - WRITE_SHARE))))
 
     base_ref = _ensure_base(backend, state.image_id)
     layer: Layer = write_layer(
@@ -564,8 +576,12 @@ def snapshot_container(
     ref = f"snapshot-{snapshot_id}"
     backend.layout.tag(ref, manifest_digest, manifest_size)
     try:
-        with tempfile.NamedTemporaryFile(dir=backend.work_dir, prefix="digest-") as digest_file:
-            digest = push(backend.layout, ref, backend.registry, snapshot_id, podman.env(), Path(digest_file.name))
+        digest = push_over_http(
+            backend.layout, manifest_digest, backend.registry, snapshot_id, on_pushed, should_stop=should_stop
+        )
+        if digest is None:  # a registry with credentials or a CA of its own: skopeo knows them
+            with tempfile.NamedTemporaryFile(dir=backend.work_dir, prefix="digest-") as digest_file:
+                digest = push(backend.layout, ref, backend.registry, snapshot_id, podman.env(), Path(digest_file.name))
     finally:
         # The layout keeps base images only: the snapshot's own blobs are in the registry now.
         backend.layout.untag(ref, blobs=[layer.digest, manifest["config"]["digest"], manifest_digest])

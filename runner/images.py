@@ -13,6 +13,7 @@ directory, on loopback: the container backend's snapshot store when no other is 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import secrets
 import shutil
 import socket
@@ -107,6 +108,15 @@ class EmbeddedRegistry:
             f"http:\n  addr: {self.address}\n  secret: {secrets.token_hex(16)}\n"
         )
 
+    @property
+    def maintenance_lock(self) -> Path:
+        return self.root / "maintenance.lock"
+
+    @property
+    def supervisor_pid_file(self) -> Path:
+        """Where `manage.py embedded_registry` says which process runs this registry."""
+        return self.root / "supervisor.pid"
+
     def running(self) -> bool:
         with contextlib.suppress(OSError), urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1) as response:
             return response.status == 200
@@ -144,6 +154,42 @@ class EmbeddedRegistry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def collect_garbage(self, timeout: float = 600) -> str:
+        """Free the blobs no manifest references any more (a deleted prebuild's own layers), keep
+        the ones another snapshot still uses. docker-registry's garbage-collect must not run beside
+        a registry that accepts writes (a blob pushed meanwhile, not yet in a manifest, would be
+        taken), so this stops the registry this object runs, collects, and starts it again; a
+        push or delete through a Registry with this maintenance_lock waits for the collection, and
+        the collection for those under way; a pull in the window (a few seconds) is refused. Returns
+        the tool's summary."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.maintenance_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            was_running = self.process is not None and self.process.poll() is None
+            self.stop()
+            config = self.root / "config.yml"
+            config.write_text(self.config())
+            config.chmod(0o600)
+            try:
+                done = subprocess.run(
+                    ["docker-registry", "garbage-collect", str(config), "--delete-untagged"],
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=timeout,
+                )
+            finally:
+                if was_running:
+                    self.start()
+            if done.returncode != 0:
+                raise SandboxError(f"docker-registry garbage-collect failed: {_last_line(done.stderr + done.stdout)}")
+            return _last_line(done.stdout)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def free_port() -> int:

@@ -18,10 +18,12 @@ once. The snapshot's checksum is its manifest digest; podman verifies it on ever
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
+import ssl
 import stat
 import subprocess
 import tarfile
@@ -414,6 +416,19 @@ class Registry:
     address: str
     repository: str = "prebuilds/snapshots"
     tls_verify: bool = False  # the embedded registry listens on loopback, plain HTTP
+    # The embedded registry's maintenance lock (EmbeddedRegistry.maintenance_lock): pushes and
+    # deletes hold it shared, its garbage collection exclusive, so a write waits for a collection
+    # and a collection for the writes under way. Empty for an operator's registry.
+    maintenance_lock: str = ""
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        if not self.maintenance_lock:
+            yield
+            return
+        with open(self.maintenance_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            yield
 
     def reference(self, snapshot_id: str) -> str:
         return f"{self.address}/{self.repository}:{snapshot_id}"
@@ -442,7 +457,7 @@ class Registry:
         if it is gone already."""
         request = urllib.request.Request(self._url(f"manifests/{digest}"), method="DELETE")
         try:
-            with urllib.request.urlopen(request, timeout=30):
+            with self.writing(), urllib.request.urlopen(request, timeout=30):
                 pass
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
@@ -466,13 +481,132 @@ def push(layout: Layout, ref: str, registry: Registry, snapshot_id: str, env: di
         "skopeo",
         "copy",
         "--quiet",
+        "--retry-times=3",
         f"--dest-tls-verify={'true' if registry.tls_verify else 'false'}",
         "--digestfile",
         str(digest_file),
         f"oci:{layout.root}:{ref}",
         f"docker://{registry.reference(snapshot_id)}",
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
+    with registry.writing():
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=3600)
     if done.returncode != 0:
         raise StoreError(f"pushing the snapshot failed: {tool_message(done.stderr)}")
     return digest_file.read_text().strip()
+
+
+# --- pushing over the registry's HTTP API ------------------------------------------------------
+
+PUSH_BLOCK = 1 << 20
+
+
+class _NeedsTool(Exception):
+    """The registry wants what only the containers tools have (credentials, a custom CA)."""
+
+
+class _Counting:
+    """A file for urllib's request body that reports each block read from it."""
+
+    def __init__(self, path: Path, on_read: Callable[[int], None], should_stop: ShouldStop | None):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._on_read = on_read
+        self._should_stop = should_stop
+
+    def read(self, size: int = -1) -> bytes:
+        if self._should_stop is not None and self._should_stop():
+            raise Stopped("the snapshot push was stopped")
+        data = self._file.read(PUSH_BLOCK if size is None or size < 0 else min(size, PUSH_BLOCK))
+        if data:
+            self._on_read(len(data))
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open(request: urllib.request.Request, timeout: float = 600):
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise _NeedsTool(f"{exc.code}") from exc
+        raise StoreError(
+            f"the snapshot registry answered {exc.code} to {request.get_method()}: {exc.read()[:200]!r}"
+        ) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLError):
+            raise _NeedsTool(str(exc.reason)) from exc
+        raise StoreError(f"the snapshot registry at {request.host} is unreachable: {exc.reason}") from exc
+    except OSError as exc:
+        raise StoreError(f"the snapshot registry at {request.host} is unreachable: {exc}") from exc
+
+
+def _has_blob(registry: Registry, digest: str) -> bool:
+    request = urllib.request.Request(registry._url(f"blobs/{digest}"), method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            return True
+    except OSError:  # 404; anything else, the upload that follows says what it is
+        return False
+
+
+def _put_blob(registry: Registry, path: Path, digest: str, on_read: Callable[[int], None], should_stop) -> None:
+    start = urllib.request.Request(registry._url("blobs/uploads/"), method="POST", data=b"")
+    with _open(start, timeout=30) as response:
+        location = response.headers["Location"]
+    if location.startswith("/"):
+        location = f"{'https' if registry.tls_verify else 'http'}://{registry.address}{location}"
+    body = _Counting(path, on_read, should_stop)
+    try:
+        put = urllib.request.Request(
+            f"{location}{'&' if '?' in location else '?'}digest={digest}",
+            method="PUT",
+            data=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)},
+        )
+        with _open(put):
+            pass
+    finally:
+        body.close()
+
+
+def push_over_http(
+    layout: Layout,
+    manifest_digest: str,
+    registry: Registry,
+    snapshot_id: str,
+    on_fraction: Callable[[float], None],
+    should_stop: ShouldStop | None = None,
+) -> str | None:
+    """Push the layout's manifest and its blobs the registry lacks, reporting the fraction of
+    the blob bytes sent (0..1) as they go; the manifest last, with the exact bytes its digest is
+    of. Returns the digest, or None when the registry needs what only skopeo has (credentials,
+    a certificate authority of its own): the caller pushes with the tool then."""
+    manifest_bytes = layout.blobs.joinpath(manifest_digest.removeprefix("sha256:")).read_bytes()
+    manifest = json.loads(manifest_bytes)
+    try:
+        with registry.writing():
+            missing = [b for b in [*manifest["layers"], manifest["config"]] if not _has_blob(registry, b["digest"])]
+            total = max(1, sum(b["size"] for b in missing))
+            sent = [0]
+
+            def on_read(n: int) -> None:
+                sent[0] += n
+                on_fraction(min(1.0, sent[0] / total))
+
+            for blob in missing:
+                path = layout.blobs / blob["digest"].removeprefix("sha256:")
+                _put_blob(registry, path, blob["digest"], on_read, should_stop)
+            put = urllib.request.Request(
+                registry._url(f"manifests/{snapshot_id}"),
+                method="PUT",
+                data=manifest_bytes,
+                headers={"Content-Type": manifest.get("mediaType", MANIFEST_MEDIA_TYPE)},
+            )
+            with _open(put, timeout=60) as response:
+                answered = response.headers.get("Docker-Content-Digest", manifest_digest)
+    except _NeedsTool:
+        return None
+    if answered != manifest_digest:
+        raise StoreError(f"the snapshot registry stored the manifest as {answered}, not {manifest_digest}")
+    return manifest_digest

@@ -46,12 +46,9 @@ class Command(BaseCommand):
                 )
             )
             return None
-        registry.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config = registry.root / "config.yml"
-        config.write_text(registry.config())
-        config.chmod(0o600)
         self.stdout.write(f"Snapshot registry (docker-registry) on {registry.address}, stored in {registry.root}")
-        return ["docker-registry", "serve", str(config)]
+        # Through a command of ours, which also runs the registry's periodic garbage collection.
+        return [sys.executable, str(settings.BASE_DIR / "manage.py"), "embedded_registry"]
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=settings.PORT)

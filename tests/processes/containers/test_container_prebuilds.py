@@ -48,6 +48,7 @@ def test_ok_runs_the_prebuild_lifecycle_in_the_image_and_the_snapshot_holds_it(c
     assert "dependency tree ready: 200 files" in reporter.text("onCreateCommand")
     assert "content updated" in reporter.text("updateContentCommand")
     assert reporter.percents[-1] == 100
+    assert reporter.percents == sorted(reporter.percents)  # the bytes written, then pushed: never back
     snapshot = outcome.snapshot
     assert snapshot.image.endswith("@sha256:" + snapshot.sha256)
     listing = container_host.in_snapshot(
