@@ -159,7 +159,9 @@ def secrets_encryption_keys(data_dir: Path, debug_default_allowed: bool) -> list
         if keys:
             return keys
     if not debug_default_allowed:
-        raise ImproperlyConfigured("SECRETS_ENCRYPTION_KEYS (or SECRETS_ENCRYPTION_KEYS_FILE) must be set in production")
+        raise ImproperlyConfigured(
+            "SECRETS_ENCRYPTION_KEYS (or SECRETS_ENCRYPTION_KEYS_FILE) must be set in production"
+        )
     path = data_dir / "secrets_encryption_key"
     if path.exists():
         return [path.read_text().strip()]

@@ -339,9 +339,7 @@ class SecretChange(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="secret_changes")
-    project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="secret_changes"
-    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="secret_changes")
     name = models.CharField(max_length=128)
     action = models.CharField(max_length=16, choices=SecretAction.choices)
     scope = models.CharField(max_length=16, choices=SecretScope.choices)
@@ -352,3 +350,6 @@ class SecretChange(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} {self.action}"

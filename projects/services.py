@@ -24,6 +24,7 @@ from django.utils.crypto import salted_hmac
 from core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from core.lookups import get_by_id
 from core.masking import MIN_MASKED_LENGTH
+from projects import secrets as secret_crypto
 from projects.models import (
     ApiToken,
     EnvironmentClass,
@@ -39,7 +40,6 @@ from projects.models import (
     SecretScope,
     new_webhook_secret_nonce,
 )
-from projects import secrets as secret_crypto
 from projects.shapes import PROJECT, PROJECT_FIELDS
 from runner.checkout import LocalSources, local_path
 
@@ -627,7 +627,10 @@ def secret_changes(*, user, organization: Organization | None = None, project: P
 
 def secret_get(*, user, secret_id, organization: Organization | None = None, project: Project | None = None):
     return get_by_id(
-        secrets_list(user=user, organization=organization, project=project), secret_id, label="secret", field="secret_id"
+        secrets_list(user=user, organization=organization, project=project),
+        secret_id,
+        label="secret",
+        field="secret_id",
     )
 
 
