@@ -634,6 +634,13 @@ def secret_get(*, user, secret_id, organization: Organization | None = None, pro
     )
 
 
+def secret_get_any(*, user, secret_id) -> Secret:
+    """A secret of an organization the user belongs to (organization or project level), by id;
+    NotFound otherwise."""
+    rows = Secret.objects.filter(organization_id__in=list(user.organization_roles) if user.is_authenticated else [])
+    return get_by_id(rows.defer("encrypted_value"), secret_id, label="secret", field="secret_id")
+
+
 @transaction.atomic
 def secret_set(
     *,
