@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from prebuilds import execution, services, status
+from prebuilds import execution, logstore, services, status
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
 from runner.errors import StopReason
 from runner.executor import PrebuildOutcome, PrebuildResult
@@ -75,3 +75,20 @@ def test_a_deleted_prebuild_loses_its_steps(org, add_step):
     current = Prebuild.objects.get(id=prebuild.id)
     assert current.phase == P.DELETED
     assert not PrebuildStep.objects.filter(prebuild=prebuild).exists()
+
+
+SECRET_VALUE = "reporter-secret-Value+/="
+
+
+def test_secret_values_are_masked_in_stored_lines_and_in_the_failure_message(running):
+    reporter = execution.DatabaseReporter(running, [SECRET_VALUE])
+    reporter.logs([("onCreateCommand", "stdout", f"token={SECRET_VALUE}"), ("onCreateCommand", "stderr", "plain")])
+    reporter.flush()
+    texts = [line.text for line in logstore.read(running, after=0, limit=100).lines]
+    assert texts == ["token=***", "plain"]
+    outcome = PrebuildOutcome(PrebuildResult.FAILED, f"onCreateCommand failed: {SECRET_VALUE}", f"warn {SECRET_VALUE}")
+    execution.finish(reporter.prebuild, outcome, None, mask=reporter.mask)
+    prebuild = Prebuild.objects.get(pk=running.pk)
+    assert prebuild.phase == PrebuildPhase.FAILED
+    assert prebuild.failure_message == "onCreateCommand failed: ***"
+    assert prebuild.warning_message == "warn ***"
