@@ -293,6 +293,11 @@ class _Run:
             self.warnings.append(
                 f"No devcontainer.json found at {paths}; the prebuild used the default image {backend.default_image}."
             )
+        if job.secret_env:
+            # Not yet: the reference CLI passes a lifecycle command's environment as `podman exec -e
+            # NAME=value`, which the host's process list would show. Said, rather than left unsaid.
+            names = ", ".join(sorted(job.secret_env))
+            self.warnings.append(f"Secrets ({names}) are not injected on the container backend yet.")
         prepared = container_run.prepare_config(workspace, config, backend.default_image)
         if prepared.vetted.warning():
             self.warnings.append(prepared.vetted.warning() + ".")
