@@ -19,6 +19,7 @@ from core.rest import (
     PaginationSerializer,
     drf_field,
     page_of,
+    query,
     responses,
     serializer_class,
 )
@@ -317,7 +318,7 @@ class SecretViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[SecretQuerySerializer], responses=responses({200: SecretListSerializer}, 400, 404))
     def list(self, request):
         """Names and scopes of an organization's or a project's secrets (members); never values."""
-        params = request.query_params
+        params = query(SecretQuerySerializer, request)  # malformed ids are a 400, not a 500
         owner = _secret_owner(request.user, params.get("organizationId"), params.get("projectId"))
         rows = services.secrets_list(user=request.user, **owner)
         return page_of(rows, request, "secrets", lambda s: SecretSerializer(s).data, serializer=SecretQuerySerializer)
