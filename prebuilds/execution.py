@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from core.errors import FailedPrecondition
@@ -174,7 +175,13 @@ def execute(prebuild_id: str) -> None:
     # builds in a workspace that is no environment of the API, so it stays empty.
     prebuild = status.prebuild_set_status(prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}")
     project = prebuild.project
-    secret_env = prebuild_secret_env(project)
+    try:
+        secret_env = prebuild_secret_env(project)
+    except ImproperlyConfigured:
+        # A secret no key of SECRETS_ENCRYPTION_KEYS opens: the run fails at once (never without it).
+        message = "the project's secrets cannot be decrypted: check SECRETS_ENCRYPTION_KEYS"
+        finish(prebuild, PrebuildOutcome(PrebuildResult.FAILED, message), None)
+        return
     reporter = DatabaseReporter(prebuild, secret_env.values())
     ensure_traversable(settings.WORKSPACES_DIR)
     try:
