@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from prebuilds.api import PrebuildViewSet
-from projects.api import EnvironmentClassViewSet, ProjectViewSet
+from projects.api import EnvironmentClassViewSet, ProjectViewSet, SecretViewSet
 from warmpools.api import EnvironmentViewSet, WarmPoolViewSet
 
 # The two docs pages come from drf-spectacular's templates, which carry an inline <style> (and, for
@@ -47,6 +47,7 @@ router.register("warm-pools", WarmPoolViewSet, basename="warm-pool")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("environment-classes", EnvironmentClassViewSet, basename="environment-class")
 router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("secrets", SecretViewSet, basename="secret")
 
 # The schema and the docs are public: they describe the API, they do not open it.
 _public = {"authentication_classes": [], "permission_classes": [], "throttle_classes": []}

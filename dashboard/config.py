@@ -6,6 +6,7 @@ was expected, instead of a surprise later (healthchecks' settings are the model)
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -145,6 +146,39 @@ def secret_key(data_dir: Path, debug_default_allowed: bool) -> str:
     finally:
         tmp.unlink()
     return path.read_text().strip()
+
+
+def secrets_encryption_keys(data_dir: Path, debug_default_allowed: bool) -> list[str]:
+    """SECRETS_ENCRYPTION_KEYS (or SECRETS_ENCRYPTION_KEYS_FILE): Fernet keys, comma-separated,
+    newest first (the first encrypts, every one decrypts, so a rotation adds a key in front, runs
+    `manage.py rotate_secrets_key`, then drops the old one). For development, one key generated
+    once and kept in the data dir (0600), as SECRET_KEY is."""
+    value = env_str("SECRETS_ENCRYPTION_KEYS")
+    if value:
+        keys = [key.strip() for key in value.split(",") if key.strip()]
+        if keys:
+            return keys
+    if not debug_default_allowed:
+        raise ImproperlyConfigured(
+            "SECRETS_ENCRYPTION_KEYS (or SECRETS_ENCRYPTION_KEYS_FILE) must be set in production"
+        )
+    path = data_dir / "secrets_encryption_key"
+    if path.exists():
+        return [path.read_text().strip()]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # A Fernet key: 32 random bytes, URL-safe base64 (what Fernet.generate_key() returns).
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    tmp = data_dir / f".secrets_encryption_key.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return [path.read_text().strip()]
 
 
 # --- Private files ------------------------------------------------------------------------------

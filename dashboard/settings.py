@@ -26,6 +26,7 @@ from dashboard.config import (
     env_str,
     sandbox_private_networks,
     secret_key,
+    secrets_encryption_keys,
     tighten_data_dir,
     use_private_umask,
 )
@@ -60,6 +61,8 @@ DEBUG = env_bool("DEBUG", False)
 # Development keeps a generated key in the data dir; a production deployment says so explicitly.
 PRODUCTION = env_bool("PRODUCTION", False)
 SECRET_KEY = secret_key(DATA_DIR, debug_default_allowed=not PRODUCTION)
+# Keys of the project and organization secrets (projects.secrets), newest first.
+SECRETS_ENCRYPTION_KEYS = secrets_encryption_keys(DATA_DIR, debug_default_allowed=not PRODUCTION)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be off when PRODUCTION=1")
 # `check --deploy` asks for 50 characters; config.secret_key only knows the development floor.

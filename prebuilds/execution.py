@@ -6,6 +6,7 @@ The runner is plain Python and knows nothing of Django; this module is the only 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -13,9 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from core.errors import FailedPrecondition
+from core.masking import secret_masker
 from core.paths import path_redactor
 from prebuilds import logstore, status
 from prebuilds.models import Prebuild, PrebuildPhase
@@ -27,6 +30,7 @@ from projects.runner_bridge import (
     snapshot_registry,
     snapshot_store,
 )
+from projects.services import prebuild_secret_env
 from runner.errors import SandboxUnavailable, StopReason
 from runner.executor import PrebuildJob, PrebuildOutcome, PrebuildResult, cleanup_workspace, run_prebuild
 from runner.lifecycle import StepEvent
@@ -56,8 +60,11 @@ class DatabaseReporter:
     """runner.executor.Reporter, writing to the database. Writes are batched and throttled so that a
     chatty build costs a few writes a second, not one per line."""
 
-    def __init__(self, prebuild: Prebuild):
+    def __init__(self, prebuild: Prebuild, secret_values=()):
         self.prebuild = prebuild
+        # Every value in force for the run, masked in each line before it is buffered (so the live
+        # panel, the archive and the REST logs read the masked text alone) and in status messages.
+        self.mask = secret_masker(secret_values)
         self.buffer: list[tuple[str, str, str]] = []
         self.next_seq = logstore.next_seq(prebuild.id)
         self.last_flush = time.monotonic()
@@ -69,6 +76,9 @@ class DatabaseReporter:
 
     # --- status -------------------------------------------------------------------------------
     def _set_status(self, **kwargs) -> None:
+        for message in ("failure_message", "warning_message"):
+            if kwargs.get(message):
+                kwargs[message] = self.mask(kwargs[message])
         try:
             self.prebuild = status.prebuild_set_status(prebuild=self.prebuild, **kwargs)
         except FailedPrecondition:
@@ -119,7 +129,8 @@ class DatabaseReporter:
         # The runner's own lines (git's "Cloning into '<path>'", say) name its folders: a log
         # reader sees the place, as in status messages.
         redact = path_redactor()
-        self.buffer.extend((step, stream, redact(text)) for step, stream, text in lines)
+        mask = self.mask
+        self.buffer.extend((step, stream, redact(mask(text))) for step, stream, text in lines)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -163,9 +174,16 @@ def execute(prebuild_id: str) -> None:
     # status.environment_id names the environment that builds the prebuild; the bubblewrap runner
     # builds in a workspace that is no environment of the API, so it stays empty.
     prebuild = status.prebuild_set_status(prebuild=prebuild, log_url=f"{settings.SITE_URL}/logs/{prebuild.id}")
-    reporter = DatabaseReporter(prebuild)
-    ensure_traversable(settings.WORKSPACES_DIR)
     project = prebuild.project
+    try:
+        secret_env = prebuild_secret_env(project)
+    except ImproperlyConfigured:
+        # A secret no key of SECRETS_ENCRYPTION_KEYS opens: the run fails at once (never without it).
+        message = "the project's secrets cannot be decrypted: check SECRETS_ENCRYPTION_KEYS"
+        finish(prebuild, PrebuildOutcome(PrebuildResult.FAILED, message), None)
+        return
+    reporter = DatabaseReporter(prebuild, secret_env.values())
+    ensure_traversable(settings.WORKSPACES_DIR)
     try:
         container = container_backend(prebuild.environment_class)
     except SandboxUnavailable as exc:
@@ -186,6 +204,7 @@ def execute(prebuild_id: str) -> None:
         devcontainer_path=project.devcontainer_path,
         timeout_seconds=prebuild.timeout.total_seconds(),
         container=container,
+        secret_env=secret_env,
         **sandbox_options(prebuild.environment_class).arguments(),
     )
     log.info(
@@ -200,10 +219,10 @@ def execute(prebuild_id: str) -> None:
         reporter.flush()
         # The snapshot holds the workspace now (or the prebuild failed): the checkout can go.
         cleanup_workspace(workspace_path(prebuild.id))
-    finish(reporter.prebuild, outcome, reporter.stop_reason)
+    finish(reporter.prebuild, outcome, reporter.stop_reason, mask=reporter.mask)
 
 
-def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: StopReason | None) -> None:
+def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: StopReason | None, mask=None) -> None:
     if stop_reason == StopReason.RUNNER_LOST:
         _taken_from_this_worker(prebuild)
         return
@@ -212,6 +231,13 @@ def finish(prebuild: Prebuild, outcome: PrebuildOutcome, stop_reason: StopReason
         # Cancellation was asked for while the snapshot was being finished, and the prebuild already
         # shows Cancelling: it cannot become Completed, and whoever cancelled gets what they asked.
         result = PrebuildResult.CANCELLED
+    if mask is not None:
+        # A failing command's message may quote what it printed or ran.
+        outcome = dataclasses.replace(
+            outcome,
+            failure_message=outcome.failure_message and mask(outcome.failure_message),
+            warning_message=outcome.warning_message and mask(outcome.warning_message),
+        )
     try:
         prebuild = _write_outcome(prebuild, outcome, result)
     except FailedPrecondition:

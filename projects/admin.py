@@ -2,7 +2,17 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
 
-from projects.models import ApiToken, EnvironmentClass, Membership, Organization, Project, Runner, User
+from projects.models import (
+    ApiToken,
+    EnvironmentClass,
+    Membership,
+    Organization,
+    Project,
+    Runner,
+    Secret,
+    SecretChange,
+    User,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -101,3 +111,33 @@ class ApiTokenAdmin(admin.ModelAdmin):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     pass
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Secrets change through projects.services only (admins, with a record of each change); the
+    admin site lists names and scopes and never the value, not even its ciphertext."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Secret)
+class SecretAdmin(_ReadOnlyAdmin):
+    list_display = ["name", "scope", "organization", "project", "updated_at"]
+    list_filter = ["scope", "organization"]
+    search_fields = ["name"]
+    exclude = ["encrypted_value"]
+    readonly_fields = ["name", "scope", "organization", "project", "created_at", "updated_at"]
+
+
+@admin.register(SecretChange)
+class SecretChangeAdmin(_ReadOnlyAdmin):
+    list_display = ["name", "action", "scope", "organization", "project", "actor", "created_at"]
+    list_filter = ["action", "organization"]
+    readonly_fields = ["name", "action", "scope", "organization", "project", "actor", "created_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -19,11 +19,12 @@ from core.rest import (
     PaginationSerializer,
     drf_field,
     page_of,
+    query,
     responses,
     serializer_class,
 )
 from projects import services
-from projects.models import EnvironmentClass, Organization, Project
+from projects.models import EnvironmentClass, Organization, Project, SecretScope
 from projects.shapes import PROJECT
 
 # --- environment classes -----------------------------------------------------------------------
@@ -270,4 +271,74 @@ class ProjectViewSet(viewsets.ViewSet):
         """Delete the project (organization admins); its warm pools go with it."""
         project = services.project_get(user=request.user, project_id=pk)
         services.project_delete(actor=request.user, project=project)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- secrets -----------------------------------------------------------------------------------
+# /api/v1/secrets/: an organization's (organizationId) or a project's (projectId) secrets. Values
+# are write-only: a request carries one, no response ever does.
+
+
+class SecretSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    organizationId = serializers.UUIDField(source="organization_id", required=False)  # noqa: N815
+    projectId = serializers.UUIDField(source="project_id", required=False, allow_null=True)  # noqa: N815
+    name = serializers.CharField(max_length=128, help_text="an environment variable name, e.g. NPM_TOKEN")
+    value = serializers.CharField(
+        write_only=True, trim_whitespace=False, help_text="write-only: never returned by any request"
+    )
+    scope = serializers.ChoiceField(choices=SecretScope.values, default=SecretScope.BOTH)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)  # noqa: N815
+
+
+class SecretQuerySerializer(PageQuerySerializer):
+    organizationId = serializers.UUIDField(required=False)  # noqa: N815
+    projectId = serializers.UUIDField(required=False)  # noqa: N815
+
+
+@extend_schema_serializer(many=False)  # a page object, not an array
+class SecretListSerializer(serializers.Serializer):
+    secrets = SecretSerializer(many=True)
+    pagination = PaginationSerializer()
+
+
+def _secret_owner(user, organization_id, project_id) -> dict:
+    """The services' owner argument: the project when one is named, else the organization."""
+    if project_id:
+        return {"project": services.project_get(user=user, project_id=project_id)}
+    if not organization_id:
+        raise InvalidArgument("organizationId or projectId is required", field="organizationId")
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise NotFound(f"organization {organization_id} not found", field="organizationId")
+    return {"organization": organization}  # the services check the caller is a member
+
+
+class SecretViewSet(viewsets.ViewSet):
+    @extend_schema(parameters=[SecretQuerySerializer], responses=responses({200: SecretListSerializer}, 400, 404))
+    def list(self, request):
+        """Names and scopes of an organization's or a project's secrets (members); never values."""
+        params = query(SecretQuerySerializer, request)  # malformed ids are a 400, not a 500
+        owner = _secret_owner(request.user, params.get("organizationId"), params.get("projectId"))
+        rows = services.secrets_list(user=request.user, **owner)
+        return page_of(rows, request, "secrets", lambda s: SecretSerializer(s).data, serializer=SecretQuerySerializer)
+
+    @extend_schema(request=SecretSerializer, responses=responses({201: SecretSerializer}, 400, 403, 404))
+    def create(self, request):
+        """Add a secret, or replace the value and scope of the one of that name (organization admins).
+        The answer names the secret; it does not carry the value."""
+        serializer = SecretSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        owner = _secret_owner(request.user, data.get("organization_id"), data.get("project_id"))
+        secret = services.secret_set(
+            actor=request.user, name=data["name"], value=data["value"], scope=data["scope"], **owner
+        )
+        return Response(SecretSerializer(secret).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[ID_PARAMETER], responses=responses({204: None}, 403, 404))
+    def destroy(self, request, pk=None):
+        """Delete a secret (organization admins)."""
+        secret = services.secret_get_any(user=request.user, secret_id=pk)
+        services.secret_delete(actor=request.user, secret=secret)
         return Response(status=status.HTTP_204_NO_CONTENT)

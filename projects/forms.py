@@ -26,6 +26,7 @@ from django.conf import settings
 from core.errors import DomainError
 from core.shapes import Field
 from core.validation import violations
+from projects.models import SecretScope
 from projects.shapes import PROJECT
 
 _DURATION = re.compile(r"^(?:(?P<h>\d+)\s*h)?\s*(?:(?P<m>\d+)\s*m(?:in)?)?\s*(?:(?P<s>\d+)\s*s)?$", re.IGNORECASE)
@@ -325,3 +326,18 @@ class ApiTokenForm(PageForm):
     def expires_in(self) -> timedelta | None:
         days = self.cleaned_data["expires_in_days"]
         return None if days is None else timedelta(days=days)
+
+
+class SecretForm(PageForm):
+    """Add a secret, or replace the value (and scope) of the one of that name. The value field is a
+    password input that never renders what was typed, so a page redisplayed after an error does not
+    carry it back; the services validate."""
+
+    name = forms.CharField(label="Name", max_length=128, help_text="An environment variable name, e.g. NPM_TOKEN")
+    value = forms.CharField(
+        label="Value", widget=forms.PasswordInput(render_value=False), strip=False, help_text="Write-only"
+    )
+    scope = forms.ChoiceField(label="Available in", choices=SecretScope.choices, initial=SecretScope.BOTH)
+
+    def __repr__(self):
+        return "<SecretForm>"  # never the bound value

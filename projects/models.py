@@ -272,3 +272,84 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.prefix}…)"
+
+
+class SecretScope(models.TextChoices):
+    """Where a secret is injected."""
+
+    PREBUILDS = "prebuilds", "Prebuilds"
+    ENVIRONMENTS = "environments", "Environments"
+    BOTH = "both", "Prebuilds and environments"
+
+
+class SecretQuerySet(models.QuerySet):
+    def of_organization(self, organization_id):
+        """The organization's own secrets (not its projects')."""
+        return self.filter(organization_id=organization_id, project__isnull=True)
+
+    def of_project(self, project_id):
+        return self.filter(project_id=project_id)
+
+    def for_scope(self, scope: str):
+        return self.filter(scope__in=(scope, SecretScope.BOTH))
+
+
+class Secret(models.Model):
+    """An organization secret (project empty) or a project secret. The value is write-only: only
+    its Fernet token is stored (projects.secrets), and no interface shows it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="secrets")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="secrets")
+    name = models.CharField(max_length=128)
+    encrypted_value = models.TextField(editable=False)
+    scope = models.CharField(max_length=16, choices=SecretScope.choices, default=SecretScope.BOTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                condition=Q(project__isnull=True),
+                name="secret_unique_name_per_org",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name"],
+                condition=Q(project__isnull=False),
+                name="secret_unique_name_per_project",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SecretAction(models.TextChoices):
+    CREATED = "created", "Created"
+    REPLACED = "replaced", "Replaced"
+    DELETED = "deleted", "Deleted"
+
+
+class SecretChange(models.Model):
+    """One change of a secret: who, when, which name, what. Never the value."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="secret_changes")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="secret_changes")
+    name = models.CharField(max_length=128)
+    action = models.CharField(max_length=16, choices=SecretAction.choices)
+    scope = models.CharField(max_length=16, choices=SecretScope.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} {self.action}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from django.utils.crypto import salted_hmac
 
 from core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from core.lookups import get_by_id
+from core.masking import MIN_MASKED_LENGTH
+from projects import secrets as secret_crypto
 from projects.models import (
     ApiToken,
     EnvironmentClass,
@@ -31,6 +34,10 @@ from projects.models import (
     Role,
     Runner,
     RunnerBackend,
+    Secret,
+    SecretAction,
+    SecretChange,
+    SecretScope,
     new_webhook_secret_nonce,
 )
 from projects.shapes import PROJECT, PROJECT_FIELDS
@@ -565,3 +572,154 @@ def api_tokens_forget(user_id) -> None:
     changed: deactivated, say, or given another role). Called when a user or membership is saved."""
     hashes = ApiToken.objects.filter(user_id=user_id).values_list("token_hash", flat=True)
     cache.delete_many([_token_cache_key(token_hash) for token_hash in hashes])
+
+
+# --- organization and project secrets ---------------------------------------------------------
+# Admins write them; members list names and scopes; outsiders get NotFound. Values are write-only:
+# stored encrypted (projects.secrets), read back only by secrets_in_force for a run's injection.
+
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SECRET_NAME_MAX = 128
+SECRET_VALUE_MAX = 64 * 1024
+
+
+def validate_secret(*, name: str, value: str | None, scope: str) -> tuple[str, str | None, str]:
+    """The one place a secret's fields are checked. Messages never include the value."""
+    name = (name or "").strip()
+    if not SECRET_NAME.fullmatch(name) or len(name) > SECRET_NAME_MAX:
+        raise InvalidArgument(
+            "name must be an environment variable name (letters, digits and _, not starting with a digit)",
+            field="name",
+        )
+    if scope not in SecretScope.values:
+        raise InvalidArgument(f"scope must be one of {', '.join(SecretScope.values)}", field="scope")
+    if value is not None:
+        if not isinstance(value, str) or len(value) < MIN_MASKED_LENGTH:
+            # Shorter values could not be masked in logs without masking ordinary words.
+            raise InvalidArgument(f"value must have at least {MIN_MASKED_LENGTH} characters", field="value")
+        if len(value) > SECRET_VALUE_MAX:
+            raise InvalidArgument(f"value must have at most {SECRET_VALUE_MAX} characters", field="value")
+        if "\x00" in value:
+            raise InvalidArgument("value must not contain NUL characters", field="value")
+    return name, value, scope
+
+
+def _secret_owner(organization: Organization | None, project: Project | None) -> tuple:
+    if project is not None:
+        return project.organization_id, project
+    return organization.id, None
+
+
+def secrets_list(*, user, organization: Organization | None = None, project: Project | None = None):
+    """The organization's (or the project's) secrets: names and scopes for any member."""
+    organization_id, project = _secret_owner(organization, project)
+    require_member(user, organization_id)
+    rows = Secret.objects.of_project(project.pk) if project else Secret.objects.of_organization(organization_id)
+    return rows.defer("encrypted_value")
+
+
+def secret_changes(*, user, organization: Organization | None = None, project: Project | None = None):
+    organization_id, project = _secret_owner(organization, project)
+    require_member(user, organization_id)
+    rows = SecretChange.objects.filter(organization_id=organization_id).select_related("actor")
+    return rows.filter(project=project) if project else rows.filter(project__isnull=True)
+
+
+def secret_get(*, user, secret_id, organization: Organization | None = None, project: Project | None = None):
+    return get_by_id(
+        secrets_list(user=user, organization=organization, project=project),
+        secret_id,
+        label="secret",
+        field="secret_id",
+    )
+
+
+def secret_get_any(*, user, secret_id) -> Secret:
+    """A secret of an organization the user belongs to (organization or project level), by id;
+    NotFound otherwise."""
+    rows = Secret.objects.filter(organization_id__in=list(user.organization_roles) if user.is_authenticated else [])
+    return get_by_id(rows.defer("encrypted_value"), secret_id, label="secret", field="secret_id")
+
+
+@transaction.atomic
+def secret_set(
+    *,
+    actor,
+    name: str,
+    value: str,
+    scope: str = SecretScope.BOTH,
+    organization: Organization | None = None,
+    project: Project | None = None,
+) -> Secret:
+    """Create the secret, or replace the value and scope of the one of that name."""
+    organization_id, project = _secret_owner(organization, project)
+    require_admin(actor, organization_id, "change secrets")
+    name, value, scope = validate_secret(name=name, value=value, scope=scope)
+    rows = Secret.objects.of_project(project.pk) if project else Secret.objects.of_organization(organization_id)
+    secret = rows.select_for_update().filter(name=name).first()
+    action = SecretAction.REPLACED if secret else SecretAction.CREATED
+    if secret is None:
+        secret = Secret(organization_id=organization_id, project=project, name=name)
+    secret.encrypted_value = secret_crypto.encrypt(value)
+    secret.scope = scope
+    try:
+        with transaction.atomic():
+            secret.save()
+    except IntegrityError:
+        raise AlreadyExists(f"a secret named {name!r} already exists", field="name") from None
+    SecretChange.objects.create(
+        organization_id=organization_id, project=project, name=name, action=action, scope=scope, actor=actor
+    )
+    return secret
+
+
+@transaction.atomic
+def secret_delete(*, actor, secret: Secret) -> None:
+    require_admin(actor, secret.organization_id, "change secrets")
+    deleted, _ = Secret.objects.filter(pk=secret.pk).delete()
+    if deleted:
+        SecretChange.objects.create(
+            organization_id=secret.organization_id,
+            project_id=secret.project_id,
+            name=secret.name,
+            action=SecretAction.DELETED,
+            scope=secret.scope,
+            actor=actor,
+        )
+
+
+def secrets_rotate_key() -> int:
+    """Re-encrypt every secret with the newest key of SECRETS_ENCRYPTION_KEYS; the count."""
+    count = 0
+    with transaction.atomic():
+        for secret in Secret.objects.select_for_update().only("id", "encrypted_value"):
+            Secret.objects.filter(pk=secret.pk).update(encrypted_value=secret_crypto.rotate(secret.encrypted_value))
+            count += 1
+    return count
+
+
+def secrets_in_force(project: Project, scope: str) -> dict[str, str]:
+    """{name: value} for a run of the project in `scope` (prebuilds or environments): the
+    organization's secrets, overridden by the project's of the same name. No access check: the
+    caller is the run itself (the worker), never a person's request."""
+    if scope not in (SecretScope.PREBUILDS, SecretScope.ENVIRONMENTS):
+        raise ValueError(f"scope must be prebuilds or environments, not {scope!r}")
+    values: dict[str, str] = {}
+    # The organization's first, so the project's overwrite them.
+    for rows in (Secret.objects.of_organization(project.organization_id), Secret.objects.of_project(project.pk)):
+        for name, token in rows.for_scope(scope).values_list("name", "encrypted_value"):
+            values[name] = secret_crypto.decrypt(token)
+    return values
+
+
+def environment_secret_env(project: Project) -> dict[str, str]:
+    """The environment variables an environment's commands get (secrets scoped to environments).
+    The environments side calls this when it starts a command in an environment's container; the
+    values go into the command's environment (podman exec --env-file, or -e NAME with the value in
+    podman's own environment), never onto a command line."""
+    return secrets_in_force(project, SecretScope.ENVIRONMENTS)
+
+
+def prebuild_secret_env(project: Project) -> dict[str, str]:
+    """The environment variables a prebuild's lifecycle commands get (secrets scoped to prebuilds)."""
+    return secrets_in_force(project, SecretScope.PREBUILDS)

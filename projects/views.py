@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.pages import Confirmation, ask, confirmed, domain_errors
 from projects import services
-from projects.forms import ProjectForm, add_domain_error
+from projects.forms import ProjectForm, SecretForm, add_domain_error
 from projects.models import EnvironmentClass, Membership, Project, Role
 
 SESSION_ORGANIZATION = "organization_id"
@@ -249,3 +249,95 @@ def project_webhook_secret(request, pk):
         )
     secret = services.project_rotate_webhook_secret(actor=request.user, project=project)
     return render(request, "projects/webhook_secret.html", {"project": project, "secret": secret})
+
+
+# --- secrets --------------------------------------------------------------------------------------
+# One pair of views for both owners: a project's secrets (/projects/<pk>/secrets/) and the current
+# organization's (/projects/organization/secrets/). Names and scopes for members; add, replace and
+# delete (after a confirmation) for admins. No value is ever rendered.
+
+
+def _secret_owner(request, pk):
+    """(owner kwargs for the services, page title, this page's URL, organization id)."""
+    if pk is None:
+        organization = current_organization(request)
+        if organization is None:
+            raise NotFound("no organization")
+        return (
+            {"organization": organization},
+            f"Secrets of {organization.name}",
+            reverse("projects:org-secrets"),
+            organization.id,
+        )
+    project = services.project_get(user=request.user, project_id=pk)
+    return (
+        {"project": project},
+        f"Secrets of {project.name}",
+        reverse("projects:secrets", args=[pk]),
+        project.organization_id,
+    )
+
+
+@login_required
+@never_cache
+@domain_errors
+@require_http_methods(["GET", "POST"])
+def secrets_page(request, pk=None):
+    owner, title, url, organization_id = _secret_owner(request, pk)
+    can_edit = is_admin(request, organization_id)
+    form = SecretForm(request.POST or None)
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("only organization admins may change secrets")
+        if form.is_valid():
+            try:
+                secret = services.secret_set(
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    value=form.cleaned_data["value"],
+                    scope=form.cleaned_data["scope"],
+                    **owner,
+                )
+            except (NotFound, PermissionDenied):
+                raise
+            except DomainError as error:
+                add_domain_error(form, error, {"name": "name", "value": "value", "scope": "scope"})
+            else:
+                messages.success(request, f"Secret {secret.name} saved.")
+                return redirect(url)
+    context = {
+        "title": title,
+        "url": url,
+        "project": owner.get("project"),
+        "form": form,
+        "can_edit": can_edit,
+        "secrets": services.secrets_list(user=request.user, **owner),
+        "changes": services.secret_changes(user=request.user, **owner)[:50],
+    }
+    return render(request, "projects/secrets.html", context)
+
+
+@login_required
+@domain_errors
+@require_POST
+def secret_delete(request, secret_id, pk=None):
+    owner, title, url, organization_id = _secret_owner(request, pk)
+    secret = services.secret_get(user=request.user, secret_id=secret_id, **owner)
+    if not is_admin(request, organization_id):
+        raise PermissionDenied("only organization admins may change secrets")
+    if not confirmed(request):
+        return ask(
+            request,
+            Confirmation(
+                title=f"Delete secret {secret.name}?",
+                action=request.path,
+                button="Delete secret",
+                items=[f"The secret {secret.name} ({secret.get_scope_display()})"],
+                consequence="Prebuilds and environments started from now on no longer get it.",
+                back=url,
+                target="body",
+            ),
+        )
+    services.secret_delete(actor=request.user, secret=secret)
+    messages.success(request, f"Secret {secret.name} deleted.")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -105,6 +105,9 @@ class PrebuildJob:
     local_sources: checkout.LocalSources | None = None
     # The container backend (podman and the Dev Containers CLI); None: the bubblewrap sandbox.
     container: container_run.ContainerBackend | None = None
+    # The run's secrets, {name: value}: the lifecycle commands' environment only (never argv, never
+    # the snapshot). The caller masks them in whatever the reporter stores.
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class PrebuildResult(StrEnum):
@@ -256,6 +259,7 @@ class _Run:
                     allow_unsandboxed=job.allow_unsandboxed,
                     on_tick=self.tick,
                     uid=self.uid,
+                    env=job.secret_env,
                 )
         finally:
             # run_lifecycle returns or raises only once every process of the commands is gone
@@ -289,6 +293,11 @@ class _Run:
             self.warnings.append(
                 f"No devcontainer.json found at {paths}; the prebuild used the default image {backend.default_image}."
             )
+        if job.secret_env:
+            # Not yet: the reference CLI passes a lifecycle command's environment as `podman exec -e
+            # NAME=value`, which the host's process list would show. Said, rather than left unsaid.
+            names = ", ".join(sorted(job.secret_env))
+            self.warnings.append(f"Secrets ({names}) are not injected on the container backend yet.")
         prepared = container_run.prepare_config(workspace, config, backend.default_image)
         if prepared.vetted.warning():
             self.warnings.append(prepared.vetted.warning() + ".")

@@ -27,7 +27,7 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +90,12 @@ def run_lifecycle(
     allow_unsandboxed: bool = False,
     on_tick: Callable[[], None] | None = None,
     uid: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Run every prebuild hook in order.
+
+    env: variables every command gets besides the sandbox's own (the run's secrets; see
+    sandbox.start_sandboxed for how they stay off any command line).
 
     Raises LifecycleFailed("onCreateCommand exited with status 3") on a non-zero exit or an
     exceeded budget (see Watchers), and errors.Stopped(reason) when stopped or past the
@@ -101,10 +105,14 @@ def run_lifecycle(
     with contextlib.ExitStack() as stack:
         if uid is None:
             uid = stack.enter_context(default_pool().lease())
-        _run_hooks(config, workspace, limits, on_lines, on_step, should_stop, deadline, allow_unsandboxed, on_tick, uid)
+        _run_hooks(
+            config, workspace, limits, on_lines, on_step, should_stop, deadline, allow_unsandboxed, on_tick, uid, env
+        )
 
 
-def _run_hooks(config, workspace, limits, on_lines, on_step, should_stop, deadline, allow_unsandboxed, on_tick, uid):
+def _run_hooks(
+    config, workspace, limits, on_lines, on_step, should_stop, deadline, allow_unsandboxed, on_tick, uid, env=None
+):
     emit = on_step or (lambda event: None)
     watch = _Watch(Path(workspace), limits, uid)
 
@@ -125,6 +133,7 @@ def _run_hooks(config, workspace, limits, on_lines, on_step, should_stop, deadli
                         allow_unsandboxed=allow_unsandboxed,
                         label=command.step,
                         uid=uid,
+                        env=env,
                     )
                 )
                 emit(StepEvent(command.step, "running", started[command.step], detail=describe(command)))

@@ -79,7 +79,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,8 +206,13 @@ def start_sandboxed(
     allow_unsandboxed: bool = False,
     label: str = "",
     uid: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Watched:
     """Start argv in the sandbox; pump() the returned Watched to stream output and wait.
+
+    env: variables the command gets besides sandbox_env() (a run's secrets). They reach it through
+    bwrap's own environment (which bwrap passes on when there are any, instead of --clearenv), never
+    bwrap's argv: the host's process list shows argv to everyone, an environment to its owner only.
 
     uid: the run's own sandbox uid, leased from runner.uids by the caller for as long as any of
     its commands run; required when the runner is root.
@@ -237,7 +242,7 @@ def start_sandboxed(
         popen = subprocess.Popen(
             list(argv),
             cwd=workspace,
-            env=sandbox_env(str(workspace)),
+            env={**(env or {}), **sandbox_env(str(workspace))},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -255,9 +260,19 @@ def start_sandboxed(
     handed = [info_write, block_read] + ([resolv_read] if resolv_read is not None else [])
     try:
         popen = subprocess.Popen(
-            bwrap_argv(bwrap, argv, workspace, limits, info_fd=info_write, block_fd=block_read, resolv_fd=resolv_read),
-            # bwrap's fork is the sandbox's init, whose environment the command can read.
-            env=sandbox_env(WORKSPACE_MOUNT),
+            bwrap_argv(
+                bwrap,
+                argv,
+                workspace,
+                limits,
+                info_fd=info_write,
+                block_fd=block_read,
+                resolv_fd=resolv_read,
+                pass_env=bool(env),
+            ),
+            # bwrap's fork is the sandbox's init, whose environment the command can read: only
+            # sandbox_env() and the run's own variables are in it.
+            env={**(env or {}), **sandbox_env(WORKSPACE_MOUNT)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -314,7 +329,10 @@ def bwrap_argv(
     info_fd: int,
     block_fd: int | None = None,
     resolv_fd: int | None = None,
+    pass_env: bool = False,
 ) -> list[str]:
+    """pass_env: the command gets bwrap's own (explicit, minimal) environment instead of a cleared
+    one; how a run's secrets reach it without appearing in this argv."""
     args = [
         bwrap,
         "--unshare-all",  # the network namespace too, always: see netns.py
@@ -358,8 +376,9 @@ def bwrap_argv(
         WORKSPACE_MOUNT,
         "--chdir",
         WORKSPACE_MOUNT,
-        "--clearenv",
     ]
+    if not pass_env:
+        args.append("--clearenv")
     for key, value in sandbox_env(WORKSPACE_MOUNT).items():
         args += ["--setenv", key, value]
     args += ["--info-fd", str(info_fd)]

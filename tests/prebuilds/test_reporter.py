@@ -4,9 +4,11 @@ prebuilds/status.py, and answers the runner's "should I stop?" with a StopReason
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 
-from prebuilds import execution, services, status
+from prebuilds import execution, logstore, services, status
 from prebuilds.models import Prebuild, PrebuildPhase, PrebuildStep
+from projects import services as project_services
 from runner.errors import StopReason
 from runner.executor import PrebuildOutcome, PrebuildResult
 from runner.lifecycle import StepEvent
@@ -75,3 +77,31 @@ def test_a_deleted_prebuild_loses_its_steps(org, add_step):
     current = Prebuild.objects.get(id=prebuild.id)
     assert current.phase == P.DELETED
     assert not PrebuildStep.objects.filter(prebuild=prebuild).exists()
+
+
+SECRET_VALUE = "reporter-secret-Value+/="
+
+
+def test_secret_values_are_masked_in_stored_lines_and_in_the_failure_message(running):
+    reporter = execution.DatabaseReporter(running, [SECRET_VALUE])
+    reporter.logs([("onCreateCommand", "stdout", f"token={SECRET_VALUE}"), ("onCreateCommand", "stderr", "plain")])
+    reporter.flush()
+    texts = [line.text for line in logstore.read(running, after=0, limit=100).lines]
+    assert texts == ["token=***", "plain"]
+    outcome = PrebuildOutcome(PrebuildResult.FAILED, f"onCreateCommand failed: {SECRET_VALUE}", f"warn {SECRET_VALUE}")
+    execution.finish(reporter.prebuild, outcome, None, mask=reporter.mask)
+    prebuild = Prebuild.objects.get(pk=running.pk)
+    assert prebuild.phase == PrebuildPhase.FAILED
+    assert prebuild.failure_message == "onCreateCommand failed: ***"
+    assert prebuild.warning_message == "warn ***"
+
+
+def test_a_prebuild_whose_secrets_no_key_opens_fails_at_once(org, settings):
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    project_services.secret_set(actor=org.admin, project=org.project, name="TOKEN", value=SECRET_VALUE)
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key is gone
+    prebuild = services.prebuild_create(actor=org.member, project=org.project)
+    execution.execute(str(prebuild.id))
+    prebuild.refresh_from_db()
+    assert prebuild.phase == PrebuildPhase.FAILED
+    assert "SECRETS_ENCRYPTION_KEYS" in prebuild.failure_message
