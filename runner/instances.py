@@ -24,8 +24,9 @@ from pathlib import Path
 from . import checkout, devcontainer
 from ._fs import cleanup_tree
 from .container_run import ContainerBackend, export_workspace, pull_snapshot
-from .errors import SnapshotCorrupt, StoreFull
+from .errors import SandboxError, SnapshotCorrupt, StoreFull
 from .lifecycle import run_lifecycle
+from .podman import GuardPolicy, network_option, write_guard
 from .snapshot import restore_snapshot
 from .store import LocalSnapshotStore, SnapshotStore, human_bytes
 from .uids import default_pool
@@ -163,3 +164,117 @@ def build_cold(
         cleanup_tree(Path(workspace))
         raise
     return Provisioned(Path(workspace), tree_size(Path(workspace)))
+
+
+# --- instances as containers (the container backend) --------------------------------------------
+
+# Stamped on every pool instance container, beside the organization label of every container the
+# runner makes: the engine, not the database, says which instances exist and in which state.
+POOL_LABEL = "dev.prebuilds.pool"
+SNAPSHOT_LABEL = "dev.prebuilds.snapshot"
+INSTANCE_LABEL = "dev.prebuilds.instance"
+# The container keeps running idle until it is handed out (as the Dev Containers CLI's own
+# entrypoint loop does).
+IDLE_ENTRYPOINT = "sleep"
+IDLE_COMMAND = "infinity"
+
+
+def is_container_instance(path: str) -> bool:
+    """A pool instance's path is a folder (absolute) or, on the container backend, a container's name."""
+    return bool(path) and not path.startswith("/")
+
+
+def instance_container_name(instance_id) -> str:
+    return f"instance-{instance_id}"
+
+
+def instance_run_options(
+    backend: ContainerBackend, limits, *, name: str, labels: dict[str, str], guard_dir: Path
+) -> list[str]:
+    """The podman run (or create) options of an instance container: the isolation of a prebuild's
+    container (runner.podman.GuardPolicy: its user namespace, the class's memory, cpus and pids,
+    network none unless the class allows it, then the route filter hook of runner.podman_hook),
+    its name, and its labels. The one place an instance container's options are made."""
+    policy = GuardPolicy(
+        podman=backend.podman.binary,
+        workspace="",
+        run_id=name,
+        organization=backend.organization,
+        network=network_option(limits.allow_network),
+        memory_bytes=limits.memory_bytes or 0,
+        cpus=limits.cpus or 0,
+        pids_limit=limits.max_processes or 0,
+        allowed_private_networks=list(limits.allowed_private_networks),
+    )
+    options = [option for option in policy.run_options() if not option.startswith("--name=")]
+    if policy.network != "none":
+        # write_guard writes the hook (and the policy file the hook reads) for a networked container.
+        write_guard(Path(guard_dir), policy)
+        options.insert(0, f"--hooks-dir={Path(guard_dir) / 'hooks'}")
+    options.append(f"--name={name}")
+    options += [f"--label={key}={value}" for key, value in sorted(labels.items())]
+    return options
+
+
+def create_container(
+    backend: ContainerBackend,
+    image: str,
+    limits,
+    *,
+    name: str,
+    labels: dict[str, str],
+    guard_dir: Path,
+    start: bool,
+) -> Provisioned:
+    """An instance container from a snapshot image: created (a stopped instance: the image on the
+    runner, the container made, nothing running) or also started (a running one, idle). Its disk
+    is its writable layer over the image's layers, which every instance shares."""
+    pull_snapshot(backend, image)
+    options = instance_run_options(backend, limits, name=name, labels=labels, guard_dir=guard_dir)
+    done = backend.podman.run(
+        "create", *options, f"--entrypoint={IDLE_ENTRYPOINT}", image, IDLE_COMMAND, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        remove_container(backend, name)
+        raise SandboxError(f"cannot create an instance container from {image}: {_tail(done.stderr)}")
+    if start:
+        start_container(backend, name)
+    return Provisioned(Path(name), 0)
+
+
+def start_container(backend: ContainerBackend, name: str) -> None:
+    done = backend.podman.run("start", name, check=False, timeout=300)
+    if done.returncode != 0:
+        raise SandboxError(f"cannot start the instance container {name}: {_tail(done.stderr)}")
+
+
+def remove_container(backend: ContainerBackend, name: str) -> None:
+    """The container and its writable layer (idempotent)."""
+    backend.podman.run("rm", "-f", "-t", "0", "--ignore", name, check=False, timeout=120)
+
+
+def pool_containers(backend: ContainerBackend, pool_id) -> dict[str, str]:
+    """The pool's instance containers as the engine has them: name -> state (running, created, ...)."""
+    done = backend.podman.run(
+        "ps", "-a", "--filter", f"label={POOL_LABEL}={pool_id}", "--format", "{{.Names}} {{.State}}", timeout=60
+    )
+    containers = {}
+    for line in done.stdout.splitlines():
+        name, _, state = line.strip().partition(" ")
+        if name:
+            containers[name] = container_state(state)
+    return containers
+
+
+def container_state(text: str) -> str:
+    """podman ps's State column: "running"/"created"/"exited" on newer podman; on older ones the
+    human status ("Up 2 seconds", "Created", "Exited (0) 1 second ago")."""
+    words = text.strip().lower().split()
+    if not words:
+        return ""
+    return "running" if words[0] in {"up", "running"} else words[0]
+
+
+def _tail(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

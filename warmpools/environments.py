@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from projects.runner_bridge import ensure_traversable, sandbox_options, start_instance
+from projects.runner_bridge import ensure_traversable, remove_instance_container, sandbox_options, start_instance
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import status
@@ -68,6 +68,9 @@ def remove(environment_id) -> None:
     environment = Environment.objects.filter(id=environment_id, phase=EnvironmentPhase.DELETING).first()
     if environment is None:
         return
+    if environment.container_name:
+        # The container and its writable layer: what was done in the environment goes with it.
+        remove_instance_container(environment.organization_id, environment.container_name)
     if environment.path:
         runner_instances.remove(Path(environment.path))
     if environment.instance_id:

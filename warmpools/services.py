@@ -20,6 +20,7 @@ from prebuilds.models import Prebuild
 from prebuilds.services import resolve_environment_class
 from projects.models import EnvironmentClass, Project, Role
 from projects.services import require_admin, require_member
+from runner import instances as runner_instances
 from warmpools import dispatch, queries, status
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool, WarmPoolPhase
 
@@ -244,11 +245,15 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
                     **base, instance=instance, snapshot_id=instance.snapshot_id, source=EnvironmentSource.POOL
                 )
                 # Nobody else will report this one ready: the workspace already exists.
+                # A container instance is handed over as it runs (no path on the runner's disk).
+                in_container = runner_instances.is_container_instance(instance.path)
                 environment, _ = status.environment_ready(
                     environment=environment,
-                    path=instance.path,
+                    path="" if in_container else instance.path,
                     ready_at=now,
                     ready_after_ms=(time.monotonic() - started) * 1000,
+                    container_name=instance.path if in_container else "",
+                    image=instance.snapshot.snapshot_image if in_container and instance.snapshot else "",
                 )
                 idle = (now - instance.ready_at).total_seconds() if instance.ready_at else 0.0
                 status.record_hit(pool, idle_seconds=idle)

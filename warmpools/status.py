@@ -33,7 +33,18 @@ from warmpools.models import (
 from warmpools.phases import can_environment_transition, check_transition
 
 STATUS_FIELDS = frozenset({"failure_message", "running_instances", "stopped_instances", "status_desired_size"})
-ENVIRONMENT_STATUS_FIELDS = frozenset({"path", "failure_message", "ready_at", "ready_after_ms"})
+ENVIRONMENT_STATUS_FIELDS = frozenset(
+    {
+        "path",
+        "failure_message",
+        "ready_at",
+        "ready_after_ms",
+        "container_name",
+        "remote_user",
+        "workspace_folder",
+        "image",
+    }
+)
 
 CLAIM_ATTEMPTS = 5
 
@@ -184,11 +195,24 @@ def _environment_set_phase(environment: Environment, phase: str, **fields) -> tu
 
 
 def environment_ready(
-    *, environment: Environment, path: str, ready_at: datetime, ready_after_ms: float
+    *,
+    environment: Environment,
+    path: str,
+    ready_at: datetime,
+    ready_after_ms: float,
+    container_name: str = "",
+    image: str = "",
 ) -> tuple[Environment, bool]:
-    """The workspace exists at `path` (a claimed instance, or one the runner restored or built)."""
+    """The workspace exists at `path` (a claimed instance, or one the runner restored or built), or
+    in the container `container_name` made from `image` (the container backend; path is empty)."""
     return _environment_set_phase(
-        environment, EnvironmentPhase.READY, path=path, ready_at=ready_at, ready_after_ms=ready_after_ms
+        environment,
+        EnvironmentPhase.READY,
+        path=path,
+        ready_at=ready_at,
+        ready_after_ms=ready_after_ms,
+        container_name=container_name,
+        image=image,
     )
 
 

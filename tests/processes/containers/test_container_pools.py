@@ -1,24 +1,47 @@
-"""Warm pools keep working on a podman runner (issue 14 makes their instances containers): a pool
-of a container prebuild's snapshot holds workspaces copied out of the snapshot image, staged
-instances are the image pulled onto the runner, and an environment from the pool gets the tree
-the prebuild left. Prebuilds run in-process, through the same execution code a worker runs."""
-
-from pathlib import Path
+"""Warm pools on a podman runner: a pool of a container prebuild's snapshot holds real containers
+made from the snapshot image (running: started and idle; stopped: created, not started), stamped
+with the pool, snapshot and organization labels, counted from the engine. A claim hands over a
+running container; deleting the environment removes it; a pool whose containers vanished refills.
+Prebuilds run in-process, through the same execution code a worker runs."""
 
 import pytest
 
 from prebuilds import execution
 from prebuilds import services as prebuild_services
 from prebuilds.models import PrebuildPhase
+from projects import runner_bridge
 from projects import services as project_services
 from projects.models import Runner, RunnerBackend
-from warmpools import reconciler, services
-from warmpools.models import InstanceState, PoolInstance, WarmPoolPhase
+from runner import instances as runner_instances
+from runner.container_run import workspace_folder
+from runner.podman import ORG_LABEL
+from warmpools import environments, reconciler, services
+from warmpools.models import EnvironmentPhase, EnvironmentSource, InstanceState, PoolInstance, WarmPoolPhase
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
-def test_a_pool_of_a_container_snapshot_holds_its_workspace(org, sample_repo, container_host, settings):
+def _engine(container_host, name: str, field: str) -> str:
+    return container_host.podman.run("inspect", "--format", field, name, check=False).stdout.strip()
+
+
+def _labelled(container_host, pool_id) -> dict[str, str]:
+    out = container_host.podman.run(
+        "ps",
+        "-a",
+        "--filter",
+        f"label={runner_instances.POOL_LABEL}={pool_id}",
+        "--format",
+        "{{.Names}} {{.State}}",
+    ).stdout
+    # State as the runner reads it (older podman prints "Up 2 seconds" for running).
+    return {
+        name: runner_instances.container_state(state)
+        for name, _, state in (line.partition(" ") for line in out.splitlines() if line.strip())
+    }
+
+
+def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_repo, container_host, settings):
     Runner.objects.filter(pk=org.small.runner_id).update(backend=RunnerBackend.PODMAN)
     settings.CONTAINER_REGISTRY = container_host.registry.address
     settings.CONTAINER_REGISTRIES_CONF = container_host.podman.registries_conf
@@ -34,10 +57,55 @@ def test_a_pool_of_a_container_snapshot_holds_its_workspace(org, sample_repo, co
         actor=org.admin, project=project, environment_class_id=org.small.id, min_size=1, max_size=2
     )
     container_host.podman.run("rmi", "-f", prebuild.snapshot_image)  # the pool pulls it
-    pool = reconciler.reconcile(pool.id)
-    assert pool.phase == WarmPoolPhase.READY, pool.failure_message
-    assert (pool.running_instances, pool.stopped_instances) == (1, 1)
-    [instance] = PoolInstance.objects.filter(pool=pool, state=InstanceState.RUNNING)
-    workspace = Path(instance.path)
-    assert (workspace / ".prebuilt-at").is_file()  # made by updateContentCommand in the container
-    assert len([p for p in (workspace / "deps").rglob("*") if p.is_file()]) == 30
+    try:
+        pool = reconciler.reconcile(pool.id)
+        assert pool.phase == WarmPoolPhase.READY, pool.failure_message
+        assert (pool.running_instances, pool.stopped_instances) == (1, 1), _labelled(container_host, pool.id)
+        [running] = PoolInstance.objects.filter(pool=pool, state=InstanceState.RUNNING)
+        [stopped] = PoolInstance.objects.filter(pool=pool, state=InstanceState.STOPPED)
+        # Real containers in the engine, in the states the pool reports, stamped with their owners.
+        assert _labelled(container_host, pool.id) == {running.path: "running", stopped.path: "created"}
+        assert _engine(container_host, running.path, "{{.ImageDigest}}") == prebuild.snapshot_image.split("@")[1]
+        labels = _engine(container_host, running.path, "{{json .Config.Labels}}")
+        assert str(prebuild.id) in labels and str(pool.organization_id) in labels and ORG_LABEL in labels
+        # The isolation of a prebuild's container: its own user namespace, no network, the class's limits.
+        assert _engine(container_host, running.path, "{{.HostConfig.NetworkMode}}") == "none"
+        assert _engine(container_host, running.path, "{{.HostConfig.PidsLimit}}") == str(org.small.max_processes)
+        assert _engine(container_host, running.path, "{{.HostConfig.Memory}}") == str(org.small.memory_mb << 20)
+        uid_map = container_host.podman.run("exec", running.path, "cat", "/proc/self/uid_map").stdout.split()
+        assert uid_map[:2] == ["0", uid_map[1]] and uid_map[1] != "0"  # root inside is not the host's root
+
+        # The running instance is the snapshot: the base image's marker, the prebuild's workspace.
+        backend = runner_bridge.organization_container_backend(pool.organization_id)
+        folder = workspace_folder(backend, prebuild.snapshot_image)
+        script = f"test -f /etc/prebuilds-base-image && test -f {folder}/.prebuilt-at && ls {folder}/deps | wc -l"
+        assert container_host.podman.run("exec", running.path, "sh", "-c", script).stdout.split() == ["30"]
+
+        # A hit hands the running container over, as it runs.
+        environment = services.environment_create(actor=org.member, project=project, environment_class_id=org.small.id)
+        assert environment.source == EnvironmentSource.POOL and environment.phase == EnvironmentPhase.READY
+        assert (environment.container_name, environment.image) == (running.path, prebuild.snapshot_image)
+        assert environment.path == ""
+        # The backfill: the staged container is started, a new one is created; the claimed one stays.
+        pool = reconciler.reconcile(pool.id)
+        assert (pool.running_instances, pool.stopped_instances) == (1, 1), pool.failure_message
+        containers = _labelled(container_host, pool.id)
+        assert containers[stopped.path] == "running" and containers[running.path] == "running"
+        assert len(containers) == 3
+
+        # Delete removes the environment's container (and its writable layer).
+        services.environment_delete(actor=org.member, environment=environment)
+        environments.remove(environment.id)
+        assert running.path not in _labelled(container_host, pool.id)
+        assert _engine(container_host, running.path, "{{.Id}}") == ""
+
+        # The runner lost the pool's containers: the next pass sees it from the engine and refills.
+        for name in _labelled(container_host, pool.id):
+            container_host.podman.run("rm", "-f", "-t", "0", name)
+        pool = reconciler.reconcile(pool.id)
+        assert pool.phase == WarmPoolPhase.READY, pool.failure_message
+        assert (pool.running_instances, pool.stopped_instances) == (1, 1)
+        assert sorted(_labelled(container_host, pool.id).values()) == ["created", "running"]
+    finally:
+        for name in _labelled(container_host, pool.id):
+            container_host.podman.run("rm", "-f", "-t", "0", name, check=False)
