@@ -17,13 +17,15 @@ import errno
 import hashlib
 import os
 import shutil
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import checkout, devcontainer
 from ._fs import cleanup_tree
-from .container_run import ContainerBackend, export_workspace, pull_snapshot
+from .container_policy import vet_config
+from .container_run import ContainerBackend, export_workspace, pull_snapshot, workspace_folder
 from .errors import SandboxError, SnapshotCorrupt, StoreFull
 from .lifecycle import run_lifecycle
 from .podman import GuardPolicy, network_option, write_guard
@@ -278,3 +280,96 @@ def container_state(text: str) -> str:
 def _tail(text: str) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+# --- inside an environment's container ----------------------------------------------------------
+
+# The most of each stream an exec answers with (the rest is cut, and said to be).
+EXEC_OUTPUT_CAP = 1 << 20
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    truncated: bool = False
+
+
+def exec_in_container(
+    backend: ContainerBackend,
+    name: str,
+    argv: list[str],
+    *,
+    user: str,
+    workdir: str,
+    timeout: float,
+    cap: int = EXEC_OUTPUT_CAP,
+) -> ExecResult:
+    """argv run in the container by `podman exec`, as `user` in `workdir`; each stream capped at
+    `cap` bytes. A command that outlives `timeout` is killed (exit code 124, as timeout(1) says)."""
+    command = [backend.podman.binary, "exec", "-i=false", "-u", user or "root", "-w", workdir or "/", name, *argv]
+    try:
+        done = subprocess.run(
+            command, env=backend.podman.env(), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        out, err = exc.stdout or b"", exc.stderr or b""
+        return ExecResult(124, _cut(out, cap), _cut(err, cap) + f"\n(killed after {timeout:g} s)", True)
+    truncated = len(done.stdout) > cap or len(done.stderr) > cap
+    return ExecResult(done.returncode, _cut(done.stdout, cap), _cut(done.stderr, cap), truncated)
+
+
+def _cut(data: bytes, cap: int) -> str:
+    return data[:cap].decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class ClaimedEnvironment:
+    """Where a person gets in: the devcontainer's remoteUser and workspace folder in the container."""
+
+    remote_user: str
+    workspace_folder: str
+    config: devcontainer.DevcontainerConfig | None
+
+
+def read_environment(
+    backend: ContainerBackend, name: str, image: str, configured_path: str | None = None
+) -> ClaimedEnvironment:
+    """The snapshot's devcontainer.json read from the container's workspace (the folder the image's
+    label names), vetted as a prebuild's is (runner.container_policy.vet_config)."""
+    folder = workspace_folder(backend, image)
+    config = None
+    for relative in devcontainer.candidate_paths(configured_path):
+        done = backend.podman.run("exec", name, "cat", f"{folder}/{relative}", check=False, timeout=60)
+        if done.returncode == 0:
+            parsed = devcontainer.parse_devcontainer(done.stdout, relative)
+            vetted = vet_config(parsed.data)
+            config = replace(parsed, data=vetted.data)
+            break
+    data = config.data if config is not None else {}
+    user = data.get("remoteUser") or data.get("containerUser") or "root"
+    return ClaimedEnvironment(str(user), folder, config)
+
+
+def run_claim_hooks(
+    backend: ContainerBackend, name: str, where: ClaimedEnvironment, *, timeout: float, on_output
+) -> str | None:
+    """postCreateCommand then postStartCommand in the container, as the remoteUser in the workspace
+    folder; each command's output to on_output(step, ExecResult). A failing command stops the rest:
+    its message is returned (None: all ran)."""
+    if where.config is None:
+        return None
+    deadline = time.monotonic() + timeout
+    for hook in devcontainer.claim_hooks(where.config):
+        for command in hook.commands:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return f"{command.step} did not finish within {timeout:g} s"
+            result = exec_in_container(
+                backend, name, list(command.argv), user=where.remote_user, workdir=where.workspace_folder, timeout=left
+            )
+            on_output(command.step, result)
+            if result.exit_code != 0:
+                return f"{command.step} failed with exit code {result.exit_code}: {_tail(result.stderr)}"
+    return None

@@ -12,7 +12,13 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from projects.runner_bridge import ensure_traversable, remove_instance_container, sandbox_options, start_instance
+from projects.runner_bridge import (
+    ensure_traversable,
+    organization_container_backend,
+    remove_instance_container,
+    sandbox_options,
+    start_instance,
+)
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import status
@@ -60,6 +66,46 @@ def build(environment_id) -> Environment | None:
     )
     if not became_ready:  # deleted while it was being built: nobody will ever use this workspace
         runner_instances.remove(workspace)
+    return Environment.objects.get(id=environment.id)
+
+
+def finish(environment_id) -> Environment | None:
+    """On the runner: postCreateCommand then postStartCommand in a ready environment's container,
+    as its remoteUser in its workspace folder; their output goes to the environment's log, a failure
+    to its failure message (the environment stays usable, as the devcontainer tools leave it)."""
+    environment = (
+        Environment.objects.select_related("project")
+        .filter(id=environment_id, phase=EnvironmentPhase.READY, lifecycle_done_at__isnull=True)
+        .exclude(container_name="")
+        .first()
+    )
+    if environment is None:
+        return None
+    backend = organization_container_backend(environment.organization_id)
+    try:
+        where = runner_instances.read_environment(
+            backend, environment.container_name, environment.image, environment.project.devcontainer_path or None
+        )
+        status.environment_entered(
+            environment=environment, remote_user=where.remote_user, workspace_folder=where.workspace_folder
+        )
+
+        def on_output(step, result):
+            text = result.stdout + result.stderr
+            status.environment_log(environment=environment, step=step, text=text or f"(exit code {result.exit_code})")
+
+        failure = runner_instances.run_claim_hooks(
+            backend,
+            environment.container_name,
+            where,
+            timeout=environment.project.prebuild_timeout.total_seconds(),
+            on_output=on_output,
+        )
+    except (RunnerError, OSError) as exc:
+        failure = str(exc)
+    if failure:
+        status.environment_log(environment=environment, step="lifecycle", text=failure)
+    status.environment_lifecycle_done(environment=environment, at=timezone.now())
     return Environment.objects.get(id=environment.id)
 
 

@@ -19,6 +19,7 @@ from core.versioning import cas_update
 from prebuilds.models import Prebuild
 from prebuilds.services import resolve_environment_class
 from projects.models import EnvironmentClass, Project, Role
+from projects.runner_bridge import organization_container_backend
 from projects.services import require_admin, require_member
 from runner import instances as runner_instances
 from warmpools import dispatch, queries, status
@@ -255,6 +256,10 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
                     container_name=instance.path if in_container else "",
                     image=instance.snapshot.snapshot_image if in_container and instance.snapshot else "",
                 )
+                if in_container:
+                    # READY now: waitFor defaults to updateContentCommand, which the prebuild ran;
+                    # postCreateCommand and postStartCommand run next, in the container.
+                    dispatch.finish_environment(environment)
                 idle = (now - instance.ready_at).total_seconds() if instance.ready_at else 0.0
                 status.record_hit(pool, idle_seconds=idle)
                 dispatch.reconcile_pool(pool)  # the backfill
@@ -269,6 +274,26 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
         if pool is not None:
             dispatch.reconcile_pool(pool)  # demand just rose: the autoscaler may want more instances
     return environment
+
+
+def environment_exec(*, actor, environment: Environment, command: list[str], timeout_seconds: int):
+    """Run a command in a ready environment's container, as its remoteUser in its workspace folder
+    (its creator or an organization admin may: queries.can_enter); a runner.instances.ExecResult."""
+    if not queries.can_enter(actor, environment):
+        raise PermissionDenied("only its creator or an organization admin may run commands in an environment")
+    if environment.phase != EnvironmentPhase.READY or not environment.container_name:
+        raise FailedPrecondition(
+            "the environment has no running container (not ready, or not on the container backend)"
+        )
+    backend = organization_container_backend(environment.organization_id)
+    return runner_instances.exec_in_container(
+        backend,
+        environment.container_name,
+        command,
+        user=environment.remote_user or "root",
+        workdir=environment.workspace_folder or "/",
+        timeout=timeout_seconds,
+    )
 
 
 def environment_delete(*, actor, environment: Environment) -> Environment:

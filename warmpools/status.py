@@ -216,6 +216,28 @@ def environment_ready(
     )
 
 
+# The most of the lifecycle's output an environment keeps (the start of it, then a note).
+LIFECYCLE_LOG_CAP = 256 * 1024
+
+
+def environment_entered(*, environment: Environment, remote_user: str, workspace_folder: str) -> None:
+    """Where a person gets in, read from the devcontainer.json in the environment's container."""
+    Environment.objects.filter(id=environment.id).update(remote_user=remote_user, workspace_folder=workspace_folder)
+
+
+def environment_log(*, environment: Environment, step: str, text: str) -> None:
+    """Append a lifecycle step's output to the environment's log (one conditional update; capped)."""
+    current = Environment.objects.filter(id=environment.id).values_list("lifecycle_log", flat=True).first()
+    if current is None or len(current) >= LIFECYCLE_LOG_CAP:
+        return
+    lines = "".join(f"[{step}] {line}\n" for line in text.splitlines())
+    Environment.objects.filter(id=environment.id).update(lifecycle_log=(current + lines)[:LIFECYCLE_LOG_CAP])
+
+
+def environment_lifecycle_done(*, environment: Environment, at: datetime) -> None:
+    Environment.objects.filter(id=environment.id).update(lifecycle_done_at=at)
+
+
 def environment_failed(*, environment: Environment, message: str) -> tuple[Environment, bool]:
     # The runner's errors name its folders; callers see the place, not the path.
     return _environment_set_phase(environment, EnvironmentPhase.FAILED, failure_message=redact_paths(message))
