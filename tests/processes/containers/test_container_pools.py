@@ -4,6 +4,8 @@ with the pool, snapshot and organization labels, counted from the engine. A clai
 running container; deleting the environment removes it; a pool whose containers vanished refills.
 Prebuilds run in-process, through the same execution code a worker runs."""
 
+import json
+
 import pytest
 
 from prebuilds import execution
@@ -106,6 +108,78 @@ def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_rep
         assert pool.phase == WarmPoolPhase.READY, pool.failure_message
         assert (pool.running_instances, pool.stopped_instances) == (1, 1)
         assert sorted(_labelled(container_host, pool.id).values()) == ["created", "running"]
+    finally:
+        for name in _labelled(container_host, pool.id):
+            container_host.podman.run("rm", "-f", "-t", "0", name, check=False)
+
+
+DEVCONTAINER = """{
+  "image": "mcr.microsoft.com/devcontainers/base:bookworm",
+  "updateContentCommand": "date > .prebuilt-at",
+  "postCreateCommand": "touch .post-create-ran",
+  "postStartCommand": "echo post-start-said-hello"
+}
+"""
+
+
+def _rest_exec(client, user, environment_id, script):
+    client.force_login(user)
+    return client.post(
+        f"/api/v1/environments/{environment_id}/exec/",
+        data=json.dumps({"command": ["sh", "-c", script], "timeoutSeconds": 30}),
+        content_type="application/json",
+    )
+
+
+def test_a_pool_hit_finishes_the_lifecycle_in_its_container_and_answers_exec(
+    org, git_repo, container_host, settings, client
+):
+    Runner.objects.filter(pk=org.small.runner_id).update(backend=RunnerBackend.PODMAN)
+    settings.CONTAINER_REGISTRY = container_host.registry.address
+    settings.CONTAINER_REGISTRIES_CONF = container_host.podman.registries_conf
+    repo = git_repo({".devcontainer/devcontainer.json": DEVCONTAINER, "README": "hello\n"}, name="lifecycle")
+    project = project_services.project_update(actor=org.admin, project=org.project, repository_url=str(repo))
+    prebuild = prebuild_services.prebuild_create(actor=org.member, project=project)
+    execution.execute(str(prebuild.id))
+    prebuild.refresh_from_db()
+    assert prebuild.phase == PrebuildPhase.COMPLETED, prebuild.failure_message
+    backend = runner_bridge.organization_container_backend(org.organization.id)
+    listing = container_host.in_snapshot(prebuild.snapshot_image, "ls -a /workspaces/*")  # pulls it
+    folder = workspace_folder(backend, prebuild.snapshot_image)
+    # postCreateCommand never ran in the prebuild: the snapshot lacks its file.
+    assert ".prebuilt-at" in listing.split() and ".post-create-ran" not in listing.split()
+
+    pool = services.warm_pool_create(
+        actor=org.admin, project=project, environment_class_id=org.small.id, min_size=1, max_size=1
+    )
+    try:
+        pool = reconciler.reconcile(pool.id)
+        assert (pool.running_instances, pool.stopped_instances) == (1, 0), pool.failure_message
+        environment = services.environment_create(actor=org.admin, project=project, environment_class_id=org.small.id)
+        assert environment.source == EnvironmentSource.POOL and environment.container_name
+        environment = environments.finish(environment.id)
+        assert (environment.remote_user, environment.workspace_folder) == ("root", folder)
+        assert "[postStartCommand] post-start-said-hello" in environment.lifecycle_log
+        assert environment.lifecycle_done_at is not None
+
+        # Through the REST endpoint: the image's marker, postCreateCommand's file, in the workspace.
+        response = _rest_exec(
+            client, org.admin, environment.id, "cat /etc/prebuilds-base-image >/dev/null && pwd && ls -a"
+        )
+        assert response.status_code == 200, response.content
+        answer = response.json()
+        assert answer["exitCode"] == 0, answer
+        lines = answer["stdout"].split()
+        assert lines[0] == folder and ".post-create-ran" in lines and ".prebuilt-at" in lines
+        failing = _rest_exec(client, org.admin, environment.id, "echo oops >&2; exit 3").json()
+        assert (failing["exitCode"], failing["stderr"].strip()) == (3, "oops")
+        # Another member may not run commands in the admin's environment; an outsider sees nothing.
+        assert _rest_exec(client, org.member, environment.id, "true").status_code == 403
+        assert _rest_exec(client, org.outsider, environment.id, "true").status_code == 404
+
+        services.environment_delete(actor=org.admin, environment=environment)
+        environments.remove(environment.id)
+        assert _engine(container_host, environment.container_name, "{{.Id}}") == ""
     finally:
         for name in _labelled(container_host, pool.id):
             container_host.podman.run("rm", "-f", "-t", "0", name, check=False)
