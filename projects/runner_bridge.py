@@ -205,6 +205,34 @@ def create_instance_container(pool, prebuild, instance_id, guard_dir: Path, *, s
     )
 
 
+def uses_environment_container(environment) -> bool:
+    """Whether an environment that missed its pool gets a container from its snapshot's image."""
+    snapshot = environment.snapshot
+    return bool(
+        snapshot is not None
+        and snapshot.snapshot_image
+        and environment.environment_class.runner.backend == RunnerBackend.PODMAN
+    )
+
+
+def create_environment_container(environment, guard_dir: Path):
+    """A miss: a running container from the snapshot image, made as a pool's instances are."""
+    prebuild = environment.snapshot
+    backend = organization_container_backend(environment.organization_id)
+    return runner_instances.create_container(
+        backend,
+        prebuild.snapshot_image,
+        sandbox_limits(environment.environment_class),
+        name=f"environment-{environment.id}",
+        labels={
+            runner_instances.ENVIRONMENT_LABEL: str(environment.id),
+            runner_instances.SNAPSHOT_LABEL: str(prebuild.id),
+        },
+        guard_dir=guard_dir,
+        start=True,
+    )
+
+
 def start_instance_container(pool, name: str) -> None:
     runner_instances.start_container(organization_container_backend(pool.organization_id), name)
 

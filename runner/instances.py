@@ -175,6 +175,7 @@ def build_cold(
 POOL_LABEL = "dev.prebuilds.pool"
 SNAPSHOT_LABEL = "dev.prebuilds.snapshot"
 INSTANCE_LABEL = "dev.prebuilds.instance"
+ENVIRONMENT_LABEL = "dev.prebuilds.environment"  # a container started for an environment (a miss)
 # The container keeps running idle until it is handed out (as the Dev Containers CLI's own
 # entrypoint loop does).
 IDLE_ENTRYPOINT = "sleep"

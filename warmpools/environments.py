@@ -13,11 +13,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from projects.runner_bridge import (
+    create_environment_container,
     ensure_traversable,
     organization_container_backend,
     remove_instance_container,
     sandbox_options,
     start_instance,
+    uses_environment_container,
 )
 from runner import instances as runner_instances
 from runner.errors import RunnerError
@@ -32,12 +34,14 @@ def environments_dir() -> Path:
 def build(environment_id) -> Environment | None:
     """On the runner: restore the snapshot into a fresh workspace, or build it cold."""
     environment = (
-        Environment.objects.select_related("project", "environment_class", "snapshot")
+        Environment.objects.select_related("project", "environment_class__runner", "snapshot")
         .filter(id=environment_id, phase=EnvironmentPhase.CREATING)
         .first()
     )
     if environment is None:
         return None
+    if environment.source == EnvironmentSource.SNAPSHOT and uses_environment_container(environment):
+        return _build_container(environment)
     workspace = environments_dir() / str(environment.id)
     ensure_traversable(environments_dir())
     try:
@@ -67,6 +71,30 @@ def build(environment_id) -> Environment | None:
     if not became_ready:  # deleted while it was being built: nobody will ever use this workspace
         runner_instances.remove(workspace)
     return Environment.objects.get(id=environment.id)
+
+
+def _build_container(environment: Environment) -> Environment:
+    """A miss on the container backend: a container started from the snapshot image (as a pool's
+    running instance is), then the rest of the lifecycle in it, as after a hit."""
+    try:
+        provisioned = create_environment_container(environment, environments_dir() / f"guard-{environment.id}")
+    except (RunnerError, OSError) as exc:
+        status.environment_failed(environment=environment, message=str(exc))
+        return Environment.objects.get(id=environment.id)
+    name = str(provisioned.path)
+    now = timezone.now()
+    _, became_ready = status.environment_ready(
+        environment=environment,
+        path="",
+        ready_at=now,
+        ready_after_ms=(now - environment.created_at).total_seconds() * 1000,
+        container_name=name,
+        image=environment.snapshot.snapshot_image,
+    )
+    if not became_ready:  # deleted meanwhile: nobody will use this container
+        remove_instance_container(environment.organization_id, name)
+        return Environment.objects.get(id=environment.id)
+    return finish(environment.id)
 
 
 def finish(environment_id) -> Environment | None:
@@ -117,6 +145,7 @@ def remove(environment_id) -> None:
     if environment.container_name:
         # The container and its writable layer: what was done in the environment goes with it.
         remove_instance_container(environment.organization_id, environment.container_name)
+        runner_instances.remove(environments_dir() / f"guard-{environment.id}")  # a networked miss's hook
     if environment.path:
         runner_instances.remove(Path(environment.path))
     if environment.instance_id:
