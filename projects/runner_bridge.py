@@ -241,6 +241,11 @@ def remove_instance_container(organization_id, name: str) -> None:
     runner_instances.remove_container(organization_container_backend(organization_id), name)
 
 
+def owned_containers(organization_id):
+    """The organization's pool instance and environment containers on this runner."""
+    return runner_instances.owned_containers(organization_container_backend(organization_id))
+
+
 def pool_containers(pool) -> dict[str, str]:
     """name -> state of the pool's instance containers, from the engine (by the pool label)."""
     return runner_instances.pool_containers(organization_container_backend(pool.organization_id), pool.id)

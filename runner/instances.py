@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from .container_policy import vet_config
 from .container_run import ContainerBackend, export_workspace, pull_snapshot, workspace_folder
 from .errors import SandboxError, SnapshotCorrupt, StoreFull
 from .lifecycle import run_lifecycle
-from .podman import GuardPolicy, network_option, write_guard
+from .podman import ORG_LABEL, GuardPolicy, network_option, write_guard
 from .snapshot import restore_snapshot
 from .store import LocalSnapshotStore, SnapshotStore, human_bytes
 from .uids import default_pool
@@ -374,3 +375,33 @@ def run_claim_hooks(
             if result.exit_code != 0:
                 return f"{command.step} failed with exit code {result.exit_code}: {_tail(result.stderr)}"
     return None
+
+
+def owned_containers(backend: ContainerBackend) -> list[tuple[str, dict[str, str], float | None]]:
+    """Every pool instance or environment container of this organization on the runner: (name,
+    labels, created as a Unix time or None when the engine does not say)."""
+    done = backend.podman.run(
+        "ps",
+        "-a",
+        "--filter",
+        f"label={ORG_LABEL}={backend.organization}",
+        "--format",
+        "{{.Names}}\t{{.Created.Unix}}\t{{json .Labels}}",
+        timeout=60,
+    )
+    found = []
+    for line in done.stdout.splitlines():
+        name, _, rest = line.partition("\t")
+        created, _, labels_json = rest.partition("\t")
+        try:
+            labels = json.loads(labels_json) or {}
+        except ValueError:
+            continue
+        if INSTANCE_LABEL not in labels and ENVIRONMENT_LABEL not in labels:
+            continue  # a prebuild's container: its run cleans it up
+        try:
+            when = float(created.strip())
+        except ValueError:
+            when = None
+        found.append((name.strip(), labels, when))
+    return found

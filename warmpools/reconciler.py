@@ -34,11 +34,12 @@ from django.utils import timezone
 
 from prebuilds.models import Prebuild, PrebuildPhase
 from projects import runner_bridge
+from projects.models import Runner, RunnerBackend
 from projects.runner_bridge import stage_instance, start_instance
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import autoscale, queries, services, status
-from warmpools.models import Environment, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
+from warmpools.models import Environment, EnvironmentPhase, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +277,39 @@ def is_settled(pool: WarmPool, newest_snapshot_id, instances: list[tuple], recen
     )
 
 
+# A container younger than this may be one a pass is creating right now (its row is written once
+# it exists): the sweep leaves it for the next pass.
+ORPHAN_GRACE = timedelta(minutes=2)
+
+
+def sweep_orphans(organization_id, *, now: datetime, grace: timedelta = ORPHAN_GRACE) -> list[str]:
+    """Remove the organization's instance and environment containers that belong to nothing: an
+    instance no longer idle nor handed to a live environment, an environment that is gone. Returns
+    the names removed."""
+    owned = runner_bridge.owned_containers(organization_id)
+    if not owned:
+        return []
+    instance_ids = {labels.get(runner_instances.INSTANCE_LABEL) for _, labels, _ in owned} - {None}
+    environment_ids = {labels.get(runner_instances.ENVIRONMENT_LABEL) for _, labels, _ in owned} - {None}
+    idle = set(
+        PoolInstance.objects.filter(
+            id__in=instance_ids, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]
+        ).values_list("id", flat=True)
+    )
+    live = Environment.objects.exclude(phase=EnvironmentPhase.DELETED)
+    claimed = set(live.filter(instance_id__in=instance_ids).values_list("instance_id", flat=True))
+    alive = set(live.filter(id__in=environment_ids).values_list("id", flat=True))
+    keep = {str(i) for i in idle | claimed | alive}
+    removed = []
+    for name, labels, created in owned:
+        owner = labels.get(runner_instances.INSTANCE_LABEL) or labels.get(runner_instances.ENVIRONMENT_LABEL)
+        if owner in keep or created is None or created > (now - grace).timestamp():
+            continue
+        runner_bridge.remove_instance_container(organization_id, name)
+        removed.append(name)
+    return removed
+
+
 def reconcile_pass(runner_id=None, *, now: datetime | None = None) -> int:
     """The periodic pass over every live pool (of one runner): a few bulk queries find the pools
     that have something to do, and only those get a full reconcile. Returns how many did."""
@@ -305,6 +339,11 @@ def reconcile_pass(runner_id=None, *, now: datetime | None = None) -> int:
         .annotate(n=Count("id"))
         .order_by()
     }
+    for runner in Runner.objects.filter(id__in={p.runner_id for p in pools}, backend=RunnerBackend.PODMAN):
+        try:
+            sweep_orphans(runner.organization_id, now=now)
+        except (RunnerError, OSError) as exc:
+            log.warning("cannot sweep orphan containers of runner %s: %s", runner.id, exc)
     reconciled = 0
     for pool in pools:
         pair = (pool.project_id, pool.environment_class_id)

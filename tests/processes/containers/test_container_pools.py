@@ -6,10 +6,13 @@ Prebuilds run in-process, through the same execution code a worker runs."""
 
 import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from prebuilds import execution
 from prebuilds import services as prebuild_services
@@ -46,7 +49,7 @@ def _labelled(container_host, pool_id) -> dict[str, str]:
     }
 
 
-def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_repo, container_host, settings):
+def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_repo, container_host, settings, tmp_path):
     Runner.objects.filter(pk=org.small.runner_id).update(backend=RunnerBackend.PODMAN)
     settings.CONTAINER_REGISTRY = container_host.registry.address
     settings.CONTAINER_REGISTRIES_CONF = container_host.podman.registries_conf
@@ -111,6 +114,17 @@ def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_rep
         assert pool.phase == WarmPoolPhase.READY, pool.failure_message
         assert (pool.running_instances, pool.stopped_instances) == (1, 1)
         assert sorted(_labelled(container_host, pool.id).values()) == ["created", "running"]
+
+        # A container that belongs to nothing (a worker died between creating it and writing its
+        # row) is removed by the periodic sweep once past its grace; the pool's own stay.
+        orphan = uuid.uuid4()
+        runner_bridge.create_instance_container(pool, prebuild, orphan, tmp_path / "guard", start=True)
+        name = runner_instances.instance_container_name(orphan)
+        assert reconciler.sweep_orphans(pool.organization_id, now=timezone.now()) == []  # still young
+        later = timezone.now() + timedelta(hours=1)
+        assert reconciler.sweep_orphans(pool.organization_id, now=later) == [name]
+        assert _engine(container_host, name, "{{.Id}}") == ""
+        assert len(_labelled(container_host, pool.id)) == 2
     finally:
         for name in _labelled(container_host, pool.id):
             container_host.podman.run("rm", "-f", "-t", "0", name, check=False)
