@@ -179,6 +179,84 @@ def start_instance(prebuild, workspace: Path, staged: Path | None = None) -> run
     )
 
 
+# --- warm pool instances as containers (a snapshot image on a podman runner) --------------------
+
+
+def uses_containers(pool) -> bool:
+    """Whether a pool's instances are containers: its snapshot is an image and its runner runs podman.
+    Otherwise they are folders (the bubblewrap backend, archive snapshots), unchanged."""
+    snapshot = pool.snapshot
+    return bool(snapshot is not None and snapshot.snapshot_image and pool.runner.backend == RunnerBackend.PODMAN)
+
+
+def instance_labels(pool, prebuild, instance_id) -> dict[str, str]:
+    return {
+        runner_instances.POOL_LABEL: str(pool.id),
+        runner_instances.SNAPSHOT_LABEL: str(prebuild.id),
+        runner_instances.INSTANCE_LABEL: str(instance_id),
+    }
+
+
+def create_instance_container(pool, prebuild, instance_id, guard_dir: Path, *, start: bool):
+    """A pool instance container from the prebuild's snapshot image: created (stopped) or running."""
+    backend = organization_container_backend(pool.organization_id)
+    return runner_instances.create_container(
+        backend,
+        prebuild.snapshot_image,
+        sandbox_limits(pool.environment_class),
+        name=runner_instances.instance_container_name(instance_id),
+        labels=instance_labels(pool, prebuild, instance_id),
+        guard_dir=guard_dir,
+        start=start,
+    )
+
+
+def uses_environment_container(environment) -> bool:
+    """Whether an environment that missed its pool gets a container from its snapshot's image."""
+    snapshot = environment.snapshot
+    return bool(
+        snapshot is not None
+        and snapshot.snapshot_image
+        and environment.environment_class.runner.backend == RunnerBackend.PODMAN
+    )
+
+
+def create_environment_container(environment, guard_dir: Path):
+    """A miss: a running container from the snapshot image, made as a pool's instances are."""
+    prebuild = environment.snapshot
+    backend = organization_container_backend(environment.organization_id)
+    return runner_instances.create_container(
+        backend,
+        prebuild.snapshot_image,
+        sandbox_limits(environment.environment_class),
+        name=f"environment-{environment.id}",
+        labels={
+            runner_instances.ENVIRONMENT_LABEL: str(environment.id),
+            runner_instances.SNAPSHOT_LABEL: str(prebuild.id),
+        },
+        guard_dir=guard_dir,
+        start=True,
+    )
+
+
+def start_instance_container(pool, name: str) -> None:
+    runner_instances.start_container(organization_container_backend(pool.organization_id), name)
+
+
+def remove_instance_container(organization_id, name: str) -> None:
+    runner_instances.remove_container(organization_container_backend(organization_id), name)
+
+
+def owned_containers(organization_id):
+    """The organization's pool instance and environment containers on this runner."""
+    return runner_instances.owned_containers(organization_container_backend(organization_id))
+
+
+def pool_containers(pool) -> dict[str, str]:
+    """name -> state of the pool's instance containers, from the engine (by the pool label)."""
+    return runner_instances.pool_containers(organization_container_backend(pool.organization_id), pool.id)
+
+
 def delete_snapshot(prebuild) -> None:
     """A prebuild's snapshot, wherever its backend put it (idempotent)."""
     if prebuild.snapshot_image and prebuild.snapshot_sha256:

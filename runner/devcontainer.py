@@ -94,6 +94,21 @@ def parse_devcontainer(text: str, label: str = "devcontainer.json") -> Devcontai
     return DevcontainerConfig(path=label, data=data, hooks=tuple(hooks), unsupported_keys=unsupported)
 
 
+# What runs once the environment is handed to someone (the prebuild ran PREBUILD_HOOKS before).
+CLAIM_HOOKS = ("postCreateCommand", "postStartCommand")
+
+
+def claim_hooks(config: DevcontainerConfig) -> tuple[Hook, ...]:
+    """postCreateCommand then postStartCommand of a config, parsed like the prebuild's hooks."""
+    hooks = []
+    for hook in CLAIM_HOOKS:
+        if hook in config.data:
+            parsed = _hook(hook, config.data[hook], config.path)
+            if parsed.commands:
+                hooks.append(parsed)
+    return tuple(hooks)
+
+
 def _hook(hook: str, value: object, label: str) -> Hook:
     if isinstance(value, dict):
         commands = []

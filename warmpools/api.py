@@ -33,7 +33,7 @@ from projects import services as project_services
 from warmpools import services
 from warmpools.proto import ALL_PHASE_NAMES, size_arguments, warm_pool_message, warm_pool_page, with_sizes
 from warmpools.queries import environments_for
-from warmpools.shapes import CREATE_ENVIRONMENT, ENVIRONMENT_FILTER, WARM_POOL, WARM_POOL_FILTER
+from warmpools.shapes import CREATE_ENVIRONMENT, ENVIRONMENT_FILTER, WARM_POOL, WARM_POOL_FILTER, exec_request
 
 # --- the shape of a warm pool ------------------------------------------------------------------
 
@@ -272,6 +272,20 @@ def environment_data(environment) -> dict:
     return EnvironmentSerializer(environment).data
 
 
+class ExecRequestSerializer(serializers.Serializer):
+    """Documentation only: warmpools.shapes.exec_request checks the body."""
+
+    command = serializers.ListField(child=serializers.CharField())
+    timeoutSeconds = serializers.IntegerField(required=False, help_text="1 to 600, default 60")  # noqa: N815
+
+
+class ExecResultSerializer(serializers.Serializer):
+    exitCode = serializers.IntegerField()  # noqa: N815
+    stdout = serializers.CharField()
+    stderr = serializers.CharField()
+    truncated = serializers.BooleanField()
+
+
 class EnvironmentViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[EnvironmentFilterSerializer], responses=responses({200: EnvironmentListSerializer}, 400))
     def list(self, request):
@@ -304,3 +318,26 @@ class EnvironmentViewSet(viewsets.ViewSet):
         environment = services.environment_get(user=request.user, environment_id=pk)
         services.environment_delete(actor=request.user, environment=environment)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[ID_PARAMETER],
+        request=ExecRequestSerializer,
+        responses=responses({200: ExecResultSerializer}, 400, 403, 404),
+    )
+    @action(detail=True, methods=["post"], url_path="exec")
+    def exec(self, request, pk=None):
+        """Run a command in the environment (its creator and the organization's admins): as the
+        devcontainer's remoteUser in its workspace folder; each stream capped."""
+        environment = services.environment_get(user=request.user, environment_id=pk)
+        command, timeout = exec_request(request.data)
+        result = services.environment_exec(
+            actor=request.user, environment=environment, command=command, timeout_seconds=timeout
+        )
+        return Response(
+            {
+                "exitCode": result.exit_code,
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+                "truncated": result.truncated,
+            }
+        )

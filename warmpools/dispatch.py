@@ -15,6 +15,7 @@ from django.db import transaction
 RECONCILE_POOL = "warmpools.tasks.reconcile_pool"
 BUILD_ENVIRONMENT = "warmpools.tasks.build_environment"
 REMOVE_ENVIRONMENT = "warmpools.tasks.remove_environment"
+FINISH_ENVIRONMENT = "warmpools.tasks.finish_environment"
 
 
 def _send_on_commit(name: str, object_id, queue: str | None) -> None:
@@ -30,6 +31,12 @@ def reconcile_pool(pool) -> None:
 def build_environment(environment) -> None:
     """Restore or build the environment's workspace on its class's runner."""
     _send_on_commit(BUILD_ENVIRONMENT, environment.id, environment.environment_class.runner.queue)
+
+
+def finish_environment(environment) -> None:
+    """Run the rest of the devcontainer lifecycle (postCreateCommand, postStartCommand) in the
+    environment's container on its class's runner."""
+    _send_on_commit(FINISH_ENVIRONMENT, environment.id, environment.environment_class.runner.queue)
 
 
 def remove_environment(environment) -> None:

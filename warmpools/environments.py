@@ -12,7 +12,15 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from projects.runner_bridge import ensure_traversable, sandbox_options, start_instance
+from projects.runner_bridge import (
+    create_environment_container,
+    ensure_traversable,
+    organization_container_backend,
+    remove_instance_container,
+    sandbox_options,
+    start_instance,
+    uses_environment_container,
+)
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import status
@@ -26,12 +34,14 @@ def environments_dir() -> Path:
 def build(environment_id) -> Environment | None:
     """On the runner: restore the snapshot into a fresh workspace, or build it cold."""
     environment = (
-        Environment.objects.select_related("project", "environment_class", "snapshot")
+        Environment.objects.select_related("project", "environment_class__runner", "snapshot")
         .filter(id=environment_id, phase=EnvironmentPhase.CREATING)
         .first()
     )
     if environment is None:
         return None
+    if environment.source == EnvironmentSource.SNAPSHOT and uses_environment_container(environment):
+        return _build_container(environment)
     workspace = environments_dir() / str(environment.id)
     ensure_traversable(environments_dir())
     try:
@@ -63,11 +73,79 @@ def build(environment_id) -> Environment | None:
     return Environment.objects.get(id=environment.id)
 
 
+def _build_container(environment: Environment) -> Environment:
+    """A miss on the container backend: a container started from the snapshot image (as a pool's
+    running instance is), then the rest of the lifecycle in it, as after a hit."""
+    try:
+        provisioned = create_environment_container(environment, environments_dir() / f"guard-{environment.id}")
+    except (RunnerError, OSError) as exc:
+        status.environment_failed(environment=environment, message=str(exc))
+        return Environment.objects.get(id=environment.id)
+    name = str(provisioned.path)
+    now = timezone.now()
+    _, became_ready = status.environment_ready(
+        environment=environment,
+        path="",
+        ready_at=now,
+        ready_after_ms=(now - environment.created_at).total_seconds() * 1000,
+        container_name=name,
+        image=environment.snapshot.snapshot_image,
+    )
+    if not became_ready:  # deleted meanwhile: nobody will use this container
+        remove_instance_container(environment.organization_id, name)
+        return Environment.objects.get(id=environment.id)
+    return finish(environment.id)
+
+
+def finish(environment_id) -> Environment | None:
+    """On the runner: postCreateCommand then postStartCommand in a ready environment's container,
+    as its remoteUser in its workspace folder; their output goes to the environment's log, a failure
+    to its failure message (the environment stays usable, as the devcontainer tools leave it)."""
+    environment = (
+        Environment.objects.select_related("project")
+        .filter(id=environment_id, phase=EnvironmentPhase.READY, lifecycle_done_at__isnull=True)
+        .exclude(container_name="")
+        .first()
+    )
+    if environment is None:
+        return None
+    backend = organization_container_backend(environment.organization_id)
+    try:
+        where = runner_instances.read_environment(
+            backend, environment.container_name, environment.image, environment.project.devcontainer_path or None
+        )
+        status.environment_entered(
+            environment=environment, remote_user=where.remote_user, workspace_folder=where.workspace_folder
+        )
+
+        def on_output(step, result):
+            text = result.stdout + result.stderr
+            status.environment_log(environment=environment, step=step, text=text or f"(exit code {result.exit_code})")
+
+        failure = runner_instances.run_claim_hooks(
+            backend,
+            environment.container_name,
+            where,
+            timeout=environment.project.prebuild_timeout.total_seconds(),
+            on_output=on_output,
+        )
+    except (RunnerError, OSError) as exc:
+        failure = str(exc)
+    if failure:
+        status.environment_log(environment=environment, step="lifecycle", text=failure)
+    status.environment_lifecycle_done(environment=environment, at=timezone.now())
+    return Environment.objects.get(id=environment.id)
+
+
 def remove(environment_id) -> None:
     """On the runner: remove a deleted environment's workspace, then report it DELETED."""
     environment = Environment.objects.filter(id=environment_id, phase=EnvironmentPhase.DELETING).first()
     if environment is None:
         return
+    if environment.container_name:
+        # The container and its writable layer: what was done in the environment goes with it.
+        remove_instance_container(environment.organization_id, environment.container_name)
+        runner_instances.remove(environments_dir() / f"guard-{environment.id}")  # a networked miss's hook
     if environment.path:
         runner_instances.remove(Path(environment.path))
     if environment.instance_id:

@@ -189,6 +189,10 @@ class Environment(models.Model):
     remote_user = models.CharField(max_length=64, blank=True, default="")
     workspace_folder = models.CharField(max_length=500, blank=True, default="")
     image = models.CharField(max_length=500, blank=True, default="")
+    # The output of the lifecycle that ran in the environment (postCreateCommand, postStartCommand),
+    # appended by warmpools/status.py, capped; lifecycle_done_at: when the last of them finished.
+    lifecycle_log = models.TextField(blank=True, default="")
+    lifecycle_done_at = models.DateTimeField(null=True, blank=True)
 
     objects = EnvironmentQuerySet.as_manager()
 

@@ -33,11 +33,13 @@ from django.db.models import Count
 from django.utils import timezone
 
 from prebuilds.models import Prebuild, PrebuildPhase
+from projects import runner_bridge
+from projects.models import Runner, RunnerBackend
 from projects.runner_bridge import stage_instance, start_instance
 from runner import instances as runner_instances
 from runner.errors import RunnerError
 from warmpools import autoscale, queries, services, status
-from warmpools.models import Environment, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
+from warmpools.models import Environment, EnvironmentPhase, InstanceState, PoolInstance, WarmPool, WarmPoolPhase
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,16 @@ def _converge(pool: WarmPool, snapshot: Prebuild, target: int) -> None:
 
 def _start(pool, snapshot, staged: PoolInstance | None) -> PoolInstance:
     instance = staged or PoolInstance(pool=pool, snapshot=snapshot)
+    if runner_bridge.uses_containers(pool):
+        if staged is not None and runner_instances.is_container_instance(staged.path):
+            runner_bridge.start_instance_container(pool, staged.path)
+            return status.instance_running(instance, path=staged.path, size_bytes=0)
+        provisioned = runner_bridge.create_instance_container(
+            pool, snapshot, instance.id, pool_dir(pool) / f"guard-{instance.id}", start=True
+        )
+        if staged is not None:
+            _remove(pool, staged.path)
+        return status.instance_running(instance, path=str(provisioned.path), size_bytes=provisioned.size_bytes)
     workspace = pool_dir(pool) / f"instance-{instance.id}"
     provisioned = start_instance(snapshot, workspace, staged=Path(staged.path) if staged else None)
     if staged is not None:
@@ -144,21 +156,62 @@ def _start(pool, snapshot, staged: PoolInstance | None) -> PoolInstance:
 
 def _stage(pool, snapshot) -> PoolInstance:
     instance = PoolInstance(pool=pool, snapshot=snapshot)
-    staged = stage_instance(snapshot, pool_dir(pool) / f"staged-{instance.id}")
+    if runner_bridge.uses_containers(pool):
+        # A stopped instance: the image on the runner and a container created from it, not started.
+        staged = runner_bridge.create_instance_container(
+            pool, snapshot, instance.id, pool_dir(pool) / f"guard-{instance.id}", start=False
+        )
+    else:
+        staged = stage_instance(snapshot, pool_dir(pool) / f"staged-{instance.id}")
     return status.instance_staged(instance, path=str(staged.path), size_bytes=staged.size_bytes)
 
 
 def _retire(pool: WarmPool, instance: PoolInstance) -> None:
     """Remove an idle instance, unless a claim took it meanwhile (the conditional write first)."""
     if status.instance_retired(pool, instance):
-        runner_instances.remove(Path(instance.path))
+        _remove(pool, instance.path)
+
+
+def _remove(pool: WarmPool, path: str) -> None:
+    """An instance's container (with its writable layer and guard folder) or its folder."""
+    if runner_instances.is_container_instance(path):
+        runner_bridge.remove_instance_container(pool.organization_id, path)
+        runner_instances.remove(pool_dir(pool) / f"guard-{path.removeprefix('instance-')}")
+    else:
+        runner_instances.remove(Path(path))
+
+
+def _engine_containers(pool: WarmPool) -> dict[str, str] | None:
+    """The pool's instance containers from the engine (name -> state), or None for a pool of folders
+    (no podman is asked then)."""
+    if not runner_bridge.uses_containers(pool) and not any(
+        runner_instances.is_container_instance(path)
+        for path in PoolInstance.objects.filter(pool=pool).values_list("path", flat=True)
+    ):
+        return None
+    return runner_bridge.pool_containers(pool)
+
+
+def _exists(state: str, path: str, containers: dict[str, str] | None) -> bool:
+    """Whether an idle instance really exists as its state says: a running instance's container is
+    running, a stopped one's is created (or stopped); a folder instance's folder is there."""
+    if not runner_instances.is_container_instance(path):
+        return Path(path).exists()
+    engine_state = (containers or {}).get(path)
+    if state == InstanceState.RUNNING:
+        return engine_state == "running"
+    return engine_state in {"created", "exited", "stopped", "configured"}
 
 
 def _forget_vanished(pool: WarmPool) -> None:
-    """An instance whose files are gone (disk wiped, manual cleanup) no longer exists."""
+    """An instance whose files or container are gone (disk wiped, manual cleanup, a container that
+    exited) no longer exists; a container left in the wrong state is removed."""
+    containers = _engine_containers(pool)
     for instance in PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]):
-        if not Path(instance.path).exists():
+        if not _exists(instance.state, instance.path, containers):
             status.instance_vanished(instance)
+            if runner_instances.is_container_instance(instance.path) and instance.path in (containers or {}):
+                _remove(pool, instance.path)
 
 
 def _drain(pool: WarmPool) -> WarmPool:
@@ -171,11 +224,14 @@ def _drain(pool: WarmPool) -> WarmPool:
 
 
 def _write_status(pool: WarmPool, phase: int, target: int, failure_message: str) -> WarmPool:
-    """Status from what exists on the runner's disk."""
+    """Status from what exists on the runner: folders on its disk, containers in its engine (by the
+    pool's label, in the state the engine reports; the database only says which are still idle,
+    not handed out)."""
     live = PoolInstance.objects.filter(pool=pool, state__in=[InstanceState.RUNNING, InstanceState.STOPPED])
+    containers = _engine_containers(pool)
     running = stopped = 0
     for state, path in live.values_list("state", "path"):
-        if Path(path).exists():
+        if _exists(state, path, containers):
             running += state == InstanceState.RUNNING
             stopped += state == InstanceState.STOPPED
     fresh = WarmPool.objects.get(id=pool.id)
@@ -205,6 +261,8 @@ def is_settled(pool: WarmPool, newest_snapshot_id, instances: list[tuple], recen
         return False
     running = stopped = 0
     for state, path, snapshot_id in instances:
+        if runner_instances.is_container_instance(path):
+            return False  # only the engine knows whether a container still runs: the pass asks it
         if snapshot_id != pool.snapshot_id or not Path(path).exists():
             return False
         running += state == InstanceState.RUNNING
@@ -217,6 +275,39 @@ def is_settled(pool: WarmPool, newest_snapshot_id, instances: list[tuple], recen
             pool.stopped_instances,
         )
     )
+
+
+# A container younger than this may be one a pass is creating right now (its row is written once
+# it exists): the sweep leaves it for the next pass.
+ORPHAN_GRACE = timedelta(minutes=2)
+
+
+def sweep_orphans(organization_id, *, now: datetime, grace: timedelta = ORPHAN_GRACE) -> list[str]:
+    """Remove the organization's instance and environment containers that belong to nothing: an
+    instance no longer idle nor handed to a live environment, an environment that is gone. Returns
+    the names removed."""
+    owned = runner_bridge.owned_containers(organization_id)
+    if not owned:
+        return []
+    instance_ids = {labels.get(runner_instances.INSTANCE_LABEL) for _, labels, _ in owned} - {None}
+    environment_ids = {labels.get(runner_instances.ENVIRONMENT_LABEL) for _, labels, _ in owned} - {None}
+    idle = set(
+        PoolInstance.objects.filter(
+            id__in=instance_ids, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]
+        ).values_list("id", flat=True)
+    )
+    live = Environment.objects.exclude(phase=EnvironmentPhase.DELETED)
+    claimed = set(live.filter(instance_id__in=instance_ids).values_list("instance_id", flat=True))
+    alive = set(live.filter(id__in=environment_ids).values_list("id", flat=True))
+    keep = {str(i) for i in idle | claimed | alive}
+    removed = []
+    for name, labels, created in owned:
+        owner = labels.get(runner_instances.INSTANCE_LABEL) or labels.get(runner_instances.ENVIRONMENT_LABEL)
+        if owner in keep or created is None or created > (now - grace).timestamp():
+            continue
+        runner_bridge.remove_instance_container(organization_id, name)
+        removed.append(name)
+    return removed
 
 
 def reconcile_pass(runner_id=None, *, now: datetime | None = None) -> int:
@@ -248,6 +339,11 @@ def reconcile_pass(runner_id=None, *, now: datetime | None = None) -> int:
         .annotate(n=Count("id"))
         .order_by()
     }
+    for runner in Runner.objects.filter(id__in={p.runner_id for p in pools}, backend=RunnerBackend.PODMAN):
+        try:
+            sweep_orphans(runner.organization_id, now=now)
+        except (RunnerError, OSError) as exc:
+            log.warning("cannot sweep orphan containers of runner %s: %s", runner.id, exc)
     reconciled = 0
     for pool in pools:
         pair = (pool.project_id, pool.environment_class_id)

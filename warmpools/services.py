@@ -19,7 +19,9 @@ from core.versioning import cas_update
 from prebuilds.models import Prebuild
 from prebuilds.services import resolve_environment_class
 from projects.models import EnvironmentClass, Project, Role
+from projects.runner_bridge import organization_container_backend
 from projects.services import require_admin, require_member
+from runner import instances as runner_instances
 from warmpools import dispatch, queries, status
 from warmpools.models import Environment, EnvironmentPhase, EnvironmentSource, WarmPool, WarmPoolPhase
 
@@ -244,12 +246,20 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
                     **base, instance=instance, snapshot_id=instance.snapshot_id, source=EnvironmentSource.POOL
                 )
                 # Nobody else will report this one ready: the workspace already exists.
+                # A container instance is handed over as it runs (no path on the runner's disk).
+                in_container = runner_instances.is_container_instance(instance.path)
                 environment, _ = status.environment_ready(
                     environment=environment,
-                    path=instance.path,
+                    path="" if in_container else instance.path,
                     ready_at=now,
                     ready_after_ms=(time.monotonic() - started) * 1000,
+                    container_name=instance.path if in_container else "",
+                    image=instance.snapshot.snapshot_image if in_container and instance.snapshot else "",
                 )
+                if in_container:
+                    # READY now: waitFor defaults to updateContentCommand, which the prebuild ran;
+                    # postCreateCommand and postStartCommand run next, in the container.
+                    dispatch.finish_environment(environment)
                 idle = (now - instance.ready_at).total_seconds() if instance.ready_at else 0.0
                 status.record_hit(pool, idle_seconds=idle)
                 dispatch.reconcile_pool(pool)  # the backfill
@@ -264,6 +274,26 @@ def environment_create(*, actor, project: Project, environment_class_id=None) ->
         if pool is not None:
             dispatch.reconcile_pool(pool)  # demand just rose: the autoscaler may want more instances
     return environment
+
+
+def environment_exec(*, actor, environment: Environment, command: list[str], timeout_seconds: int):
+    """Run a command in a ready environment's container, as its remoteUser in its workspace folder
+    (its creator or an organization admin may: queries.can_enter); a runner.instances.ExecResult."""
+    if not queries.can_enter(actor, environment):
+        raise PermissionDenied("only its creator or an organization admin may run commands in an environment")
+    if environment.phase != EnvironmentPhase.READY or not environment.container_name:
+        raise FailedPrecondition(
+            "the environment has no running container (not ready, or not on the container backend)"
+        )
+    backend = organization_container_backend(environment.organization_id)
+    return runner_instances.exec_in_container(
+        backend,
+        environment.container_name,
+        command,
+        user=environment.remote_user or "root",
+        workdir=environment.workspace_folder or "/",
+        timeout=timeout_seconds,
+    )
 
 
 def environment_delete(*, actor, environment: Environment) -> Environment:

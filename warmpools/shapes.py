@@ -7,6 +7,7 @@ min <= max is the service's rule."""
 
 from gitpod.v1 import prebuild_pb2 as pb
 
+from core.errors import InvalidArgument
 from core.shapes import Field, Shape
 from core.validation import int_range
 
@@ -46,3 +47,37 @@ CREATE_ENVIRONMENT = Shape(
 ENVIRONMENT_FILTER = Shape(
     Field("project_ids", "filter.project_ids", rest_name="project_ids", max_length=25),
 )
+
+
+# An exec in an environment (POST /api/v1/environments/<id>/exec/): the argument vector and how
+# long it may run. Checked here only; REST (and later the terminal's automation) read it through this.
+EXEC_MAX_ARGS = 256
+EXEC_MAX_ARG_LENGTH = 64 * 1024
+EXEC_TIMEOUT_RANGE = (1, 600)
+EXEC_DEFAULT_TIMEOUT = 60
+
+
+def exec_request(data) -> tuple[list[str], int]:
+    """{"command": [str, ...], "timeoutSeconds": N} -> (argv, timeout seconds), or InvalidArgument."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    unknown = sorted(set(data) - {"command", "timeoutSeconds"})
+    if unknown:
+        raise InvalidArgument(f"unknown fields: {', '.join(unknown)}", field=unknown[0])
+    command = data.get("command")
+    if not isinstance(command, list) or not command:
+        raise InvalidArgument("command must be a non-empty list of strings", field="command")
+    if len(command) > EXEC_MAX_ARGS:
+        raise InvalidArgument(f"command has at most {EXEC_MAX_ARGS} arguments", field="command")
+    for argument in command:
+        if not isinstance(argument, str):
+            raise InvalidArgument("command must be a list of strings", field="command")
+        if len(argument) > EXEC_MAX_ARG_LENGTH or "\x00" in argument:
+            raise InvalidArgument(
+                f"each argument of command is at most {EXEC_MAX_ARG_LENGTH} characters, without NUL", field="command"
+            )
+    timeout = data.get("timeoutSeconds", EXEC_DEFAULT_TIMEOUT)
+    low, high = EXEC_TIMEOUT_RANGE
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
+        raise InvalidArgument(f"timeoutSeconds must be a whole number from {low} to {high}", field="timeoutSeconds")
+    return list(command), timeout

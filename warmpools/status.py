@@ -33,7 +33,18 @@ from warmpools.models import (
 from warmpools.phases import can_environment_transition, check_transition
 
 STATUS_FIELDS = frozenset({"failure_message", "running_instances", "stopped_instances", "status_desired_size"})
-ENVIRONMENT_STATUS_FIELDS = frozenset({"path", "failure_message", "ready_at", "ready_after_ms"})
+ENVIRONMENT_STATUS_FIELDS = frozenset(
+    {
+        "path",
+        "failure_message",
+        "ready_at",
+        "ready_after_ms",
+        "container_name",
+        "remote_user",
+        "workspace_folder",
+        "image",
+    }
+)
 
 CLAIM_ATTEMPTS = 5
 
@@ -184,12 +195,47 @@ def _environment_set_phase(environment: Environment, phase: str, **fields) -> tu
 
 
 def environment_ready(
-    *, environment: Environment, path: str, ready_at: datetime, ready_after_ms: float
+    *,
+    environment: Environment,
+    path: str,
+    ready_at: datetime,
+    ready_after_ms: float,
+    container_name: str = "",
+    image: str = "",
 ) -> tuple[Environment, bool]:
-    """The workspace exists at `path` (a claimed instance, or one the runner restored or built)."""
+    """The workspace exists at `path` (a claimed instance, or one the runner restored or built), or
+    in the container `container_name` made from `image` (the container backend; path is empty)."""
     return _environment_set_phase(
-        environment, EnvironmentPhase.READY, path=path, ready_at=ready_at, ready_after_ms=ready_after_ms
+        environment,
+        EnvironmentPhase.READY,
+        path=path,
+        ready_at=ready_at,
+        ready_after_ms=ready_after_ms,
+        container_name=container_name,
+        image=image,
     )
+
+
+# The most of the lifecycle's output an environment keeps (the start of it, then a note).
+LIFECYCLE_LOG_CAP = 256 * 1024
+
+
+def environment_entered(*, environment: Environment, remote_user: str, workspace_folder: str) -> None:
+    """Where a person gets in, read from the devcontainer.json in the environment's container."""
+    Environment.objects.filter(id=environment.id).update(remote_user=remote_user, workspace_folder=workspace_folder)
+
+
+def environment_log(*, environment: Environment, step: str, text: str) -> None:
+    """Append a lifecycle step's output to the environment's log (one conditional update; capped)."""
+    current = Environment.objects.filter(id=environment.id).values_list("lifecycle_log", flat=True).first()
+    if current is None or len(current) >= LIFECYCLE_LOG_CAP:
+        return
+    lines = "".join(f"[{step}] {line}\n" for line in text.splitlines())
+    Environment.objects.filter(id=environment.id).update(lifecycle_log=(current + lines)[:LIFECYCLE_LOG_CAP])
+
+
+def environment_lifecycle_done(*, environment: Environment, at: datetime) -> None:
+    Environment.objects.filter(id=environment.id).update(lifecycle_done_at=at)
 
 
 def environment_failed(*, environment: Environment, message: str) -> tuple[Environment, bool]:

@@ -31,6 +31,11 @@ def build_environment(environment_id: str) -> None:
     environments.build(environment_id)
 
 
+@shared_task(acks_late=True, ignore_result=True, time_limit=3600)
+def finish_environment(environment_id: str) -> None:
+    environments.finish(environment_id)
+
+
 @shared_task(acks_late=True, ignore_result=True, time_limit=600)
 def remove_environment(environment_id: str) -> None:
     environments.remove(environment_id)

@@ -296,7 +296,10 @@ def environment_result(request, pk, environment_id):
     environment = _environment_of_pool(request, pool, environment_id)
     if not request.htmx:
         return redirect(_detail_url(pool, environment))
-    settled = environment.phase != EnvironmentPhase.CREATING
+    # A container environment stays polled until postCreateCommand and postStartCommand finished.
+    settled = environment.phase != EnvironmentPhase.CREATING and not (
+        environment.phase == EnvironmentPhase.READY and environment.container_name and not environment.lifecycle_done_at
+    )
     return render_poll(
         request,
         "warmpools/detail.html#environment-outcome",

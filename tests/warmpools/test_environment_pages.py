@@ -1,11 +1,14 @@
 """Creating environments from a pool's page: where each came from and how long it took, the result
 polling while the runner restores or builds it, the pool's recent environments, and deleting one."""
 
+from unittest import mock
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from prebuilds.models import PrebuildPhase
+from warmpools import status
 from warmpools.models import (
     Environment,
     EnvironmentPhase,
@@ -202,3 +205,27 @@ def test_a_pool_being_deleted_offers_no_create(client, org, make_pool):
     WarmPool.objects.filter(pk=pool.pk).update(desired_phase=WarmPoolPhase.DELETED, phase=WarmPoolPhase.DELETING)
     client.force_login(org.member)
     assert ">Create environment</button>" not in client.get(detail(pool)).content.decode()
+
+
+def test_a_container_environment_shows_its_container_and_polls_until_its_lifecycle_ran(client, org, warm_pool):
+    """A hit of a container instance: the page names the image and the container, and keeps
+    polling until postCreateCommand and postStartCommand finished, then shows their log."""
+    PoolInstance.objects.filter(pool=warm_pool).update(path="instance-abc")
+    warm_pool.snapshot.snapshot_image = "registry.test/prebuilds/x@sha256:" + "a" * 64
+    warm_pool.snapshot.save(update_fields=["snapshot_image"])
+    client.force_login(org.member)
+    with mock.patch("warmpools.dispatch.finish_environment") as finish:
+        client.post(url(warm_pool), **HTMX)
+    environment = Environment.objects.get()
+    finish.assert_called_once()
+    assert (environment.container_name, environment.path) == ("instance-abc", "")
+    body = client.get(url(warm_pool, "environment", environment), **HTMX).content.decode()
+    assert "<code>instance-abc</code>" in body and "sha256:" + "a" * 64 in body
+    assert "running in the container" in body
+    assert f'hx-get="{url(warm_pool, "environment", environment)}"' in body  # still polling
+    status.environment_log(environment=environment, step="postStartCommand", text="hello")
+    status.environment_lifecycle_done(environment=environment, at=timezone.now())
+    response = client.get(url(warm_pool, "environment", environment), **HTMX)
+    body = response.content.decode()
+    assert response.status_code == 286  # settled: the poll stops
+    assert "[postStartCommand] hello" in body and "finished " in body
