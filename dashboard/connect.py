@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import io
+import sys
 import json
 import logging
 from types import SimpleNamespace
@@ -281,7 +282,12 @@ def connect_view(request: HttpRequest, method: str) -> HttpResponse:
         return _error_response(Code.RESOURCE_EXHAUSTED, "request body too large")
     except UnreadablePostError:
         return _error_response(Code.INVALID_ARGUMENT, "request body could not be read")
-    environ = dict(request.environ)
+    # A WSGI environ for the Connect application: the server's own under WSGI; under ASGI (which
+    # has none) Django's META, which carries the same CGI keys, and the WSGI ones it lacks.
+    environ = dict(getattr(request, "environ", request.META))
+    environ.setdefault("wsgi.url_scheme", request.scheme)
+    environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+    environ.setdefault("wsgi.errors", sys.stderr)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
 

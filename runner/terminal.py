@@ -38,14 +38,16 @@ def shell_argv(podman: Podman, *, container: str, user: str, workdir: str, marke
     return [*argv, "--", container, "/bin/sh", "-c", LOGIN_SHELL]
 
 
-def kill_session_argv(podman: Podman, *, container: str, marker: str) -> list[str]:
-    """Every process in the container whose environment carries this session's marker, killed."""
+def kill_session_argv(podman: Podman, *, container: str, user: str, marker: str) -> list[str]:
+    """Every process in the container whose environment carries this session's marker, killed. As
+    the session's own user: root in the container lacks CAP_SYS_PTRACE, so it cannot read another
+    user's /proc/<pid>/environ, while a user can read its own processes'."""
     needle = f"{MARKER}={marker}"
     script = (
         'for p in /proc/[0-9]*; do tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qx "$1" '
         '&& kill -KILL "${p#/proc/}" 2>/dev/null; done; true'
     )
-    return [podman.binary, "exec", "-u", "0", "--", container, "/bin/sh", "-c", script, "sh", needle]
+    return [podman.binary, "exec", "-u", user or "0", "--", container, "/bin/sh", "-c", script, "sh", needle]
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
@@ -58,6 +60,7 @@ class ContainerShell:
     def __init__(self, podman: Podman, *, container: str, user: str, workdir: str, rows: int = 24, cols: int = 80):
         self.podman = podman
         self.container = container
+        self.user = user
         self.marker = secrets.token_hex(16)
         self.argv = shell_argv(podman, container=container, user=user, workdir=workdir, marker=self.marker)
         self.rows, self.cols = rows, cols
@@ -68,6 +71,7 @@ class ContainerShell:
         self._ended = False
 
     def start(self) -> None:
+        self.podman.ensure()  # its containers.conf, which env() names
         master, slave = os.openpty()
         set_size(slave, self.rows, self.cols)
         try:
@@ -162,7 +166,7 @@ class ContainerShell:
     def _kill_in_container(self) -> None:
         try:
             subprocess.run(
-                kill_session_argv(self.podman, container=self.container, marker=self.marker),
+                kill_session_argv(self.podman, container=self.container, user=self.user, marker=self.marker),
                 env=self.podman.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

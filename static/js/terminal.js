@@ -5,30 +5,40 @@ const panel = document.getElementById("environment-terminal");
 const state = document.getElementById("terminal-state");
 
 // xterm.js writes its styles into <style> elements, which the Content-Security-Policy
-// (style-src 'self') refuses. Its styles go into constructed style sheets instead, which the policy
-// allows: the <style> elements it creates while opening stay empty.
-function adoptStyles(open) {
-  const create = document.createElement.bind(document);
-  document.createElement = (name, options) => {
-    const element = create(name, options);
-    if (String(name).toLowerCase() === "style") {
-      const sheet = new CSSStyleSheet();
-      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-      let text = "";
-      Object.defineProperty(element, "textContent", {
-        get: () => text,
-        set: (value) => { text = String(value); sheet.replaceSync(text); },
-      });
-      const remove = element.remove.bind(element);
-      element.remove = () => {
-        document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => s !== sheet);
-        remove();
-      };
-    }
-    return element;
-  };
-  try { return open(); } finally { document.createElement = create; }
-}
+// (style-src 'self') refuses. Their text goes into constructed style sheets instead, which the
+// policy allows; the <style> elements stay empty. For as long as the page lives: xterm.js makes
+// some of them after open(), when its renderer starts.
+const createElement = document.createElement.bind(document);
+document.createElement = (name, options) => {
+  const element = createElement(name, options);
+  if (String(name).toLowerCase() === "style") {
+    const sheet = new CSSStyleSheet();
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    let text = "";
+    Object.defineProperty(element, "textContent", {
+      get: () => text,
+      set: (value) => { text = String(value); sheet.replaceSync(text); },
+    });
+    const remove = element.remove.bind(element);
+    element.remove = () => {
+      document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => s !== sheet);
+      remove();
+    };
+  }
+  return element;
+};
+
+// Its DOM renderer colours some cells with setAttribute("style", ...), which the policy refuses
+// too; the same declarations set through the CSSOM (element.style) are allowed, and mean the same
+// (on this page only: the module is loaded by the terminal panel).
+const setAttribute = Element.prototype.setAttribute;
+Element.prototype.setAttribute = function (name, value) {
+  if (String(name).toLowerCase() === "style" && this.style) {
+    this.style.cssText = String(value);
+    return;
+  }
+  return setAttribute.call(this, name, value);
+};
 
 async function start() {
   const { Terminal } = await import(panel.dataset.xterm);
@@ -36,7 +46,7 @@ async function start() {
   const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
-  adoptStyles(() => term.open(panel));
+  term.open(panel);
   fit.fit();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${panel.dataset.socket}`);
