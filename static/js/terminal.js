@@ -6,12 +6,15 @@ const state = document.getElementById("terminal-state");
 
 // xterm.js writes its styles into <style> elements, which the Content-Security-Policy
 // (style-src 'self') refuses. Their text goes into constructed style sheets instead, which the
-// policy allows; the <style> elements stay empty. For as long as the page lives: xterm.js makes
+// policy allows. For as long as the page lives: xterm.js makes
 // some of them after open(), when its renderer starts.
 const createElement = document.createElement.bind(document);
 document.createElement = (name, options) => {
-  const element = createElement(name, options);
-  if (String(name).toLowerCase() === "style") {
+  if (String(name).toLowerCase() !== "style") return createElement(name, options);
+  // Even an empty <style> is checked against the policy (and refused), so xterm.js gets an inert
+  // <template> in its place, whose text is never drawn.
+  const element = createElement("template");
+  {
     const sheet = new CSSStyleSheet();
     document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
     let text = "";

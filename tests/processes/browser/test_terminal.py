@@ -117,7 +117,7 @@ def test_the_creators_terminal_runs_a_command_resizes_and_ends_cleanly(browser, 
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
         "console",
-        lambda m: errors.append(f"{m.text} at {m.location}") if m.type == "error" and "Content Security Policy" in m.text else None,
+        lambda m: errors.append(f"{m.text}") if m.type == "error" and "Content Security Policy" in m.text else None,
     )
     page.goto(f"/warm-pools/{server.seed['pool']}/?environment={server.seed['environment']}")
     expect(page.get_by_role("region", name="Terminal of environment")).to_be_visible()
