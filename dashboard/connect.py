@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextvars
 import io
-import sys
 import json
 import logging
+import sys
 from types import SimpleNamespace
 
 from connectrpc._protocol import ConnectWireError  # the library's own error body and HTTP status

@@ -13,6 +13,7 @@ a session kills, as root in the container, every process whose environment holds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import secrets
@@ -154,17 +155,15 @@ class ContainerShell:
         if process is not None:
             if process.poll() is None:
                 await asyncio.to_thread(self._kill_in_container)
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             await asyncio.to_thread(process.wait)
         if self._master is not None:
             os.close(self._master)
             self._master = None
 
     def _kill_in_container(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
                 kill_session_argv(self.podman, container=self.container, user=self.user, marker=self.marker),
                 env=self.podman.env(),
@@ -173,5 +172,3 @@ class ContainerShell:
                 stderr=subprocess.DEVNULL,
                 timeout=30,
             )
-        except subprocess.TimeoutExpired:
-            pass

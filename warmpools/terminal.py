@@ -43,7 +43,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     watchdog: asyncio.Task | None = None
 
     async def connect(self):
-        environment = await enterable_environment(self.scope["user"], self.scope["url_route"]["kwargs"]["environment_id"])
+        environment = await enterable_environment(
+            self.scope["user"], self.scope["url_route"]["kwargs"]["environment_id"]
+        )
         if environment is None:
             await self.close()
             return
