@@ -110,7 +110,7 @@ def terminal_text(page):
     return page.locator("#environment-terminal .xterm-rows")
 
 
-def test_the_creators_terminal_runs_a_command_resizes_and_ends_cleanly(browser, server, container):
+def test_the_creators_terminal_runs_a_command_resizes_and_ends_cleanly(browser, server, container, axe):
     podman, name = container
     context, page = session_cookie(browser, server, "carol")
     errors = []
@@ -127,6 +127,8 @@ def test_the_creators_terminal_runs_a_command_resizes_and_ends_cleanly(browser, 
     expect(terminal_text(page)).to_contain_text("hello-42", timeout=30_000)
     expect(terminal_text(page)).to_contain_text("vscode")
     expect(terminal_text(page)).to_contain_text("/home/vscode")
+    assert axe(page) == []
+    page.screenshot(path=str(server.data_dir / "terminal.png"))
 
     page.evaluate("document.getElementById('environment-terminal').terminal.resize(97, 31)")
     page.keyboard.type("clear; stty size\n")
