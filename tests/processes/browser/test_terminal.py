@@ -51,10 +51,9 @@ def container(tmp_path_factory):
         locked(podman, "rm", "-f", "-t", "0", name, check=False)
 
 
-@pytest.fixture(scope="module")
-def server(container, tmp_path_factory):
+def serve(container, data_dir):
     podman, name = container
-    live = start_live_server(tmp_path_factory.mktemp("terminal-live"))
+    live = start_live_server(data_dir)
     try:
         seeded = subprocess.run(
             [sys.executable, str(REPO_ROOT / "manage.py"), "shell", "-c",
@@ -63,9 +62,17 @@ def server(container, tmp_path_factory):
             cwd=REPO_ROOT, check=True, capture_output=True, text=True,
         )  # fmt: skip
         live.seed |= json.loads(seeded.stdout.strip().splitlines()[-1])
-        yield live
-    finally:
+    except BaseException:
         live.stop()
+        raise
+    return live
+
+
+@pytest.fixture(scope="module")
+def server(container, tmp_path_factory):
+    live = serve(container, tmp_path_factory.mktemp("terminal-live"))
+    yield live
+    live.stop()
 
 
 def session_cookie(browser, live, username: str) -> tuple:
@@ -174,3 +181,21 @@ def test_the_websocket_is_refused_to_others_without_a_session_and_from_another_o
     assert " 403" in handshake(server, environment, cookie=None, origin=origin)  # no session
     assert " 403" in handshake(server, environment, cookie=cookies["carol"], origin="http://evil.example")
     assert " 403" in handshake(server, str(uuid.uuid4()), cookie=cookies["carol"], origin=origin)  # no such one
+
+
+def test_an_idle_session_ends_and_its_shell_is_killed(browser, container, tmp_path, monkeypatch):
+    podman, name = container
+    monkeypatch.setenv("TERMINAL_IDLE_TIMEOUT_SECONDS", "8")  # long enough to type in first
+    live = serve(container, tmp_path)
+    try:
+        context, page = session_cookie(browser, live, "carol")
+        page.goto(f"/warm-pools/{live.seed['pool']}/?environment={live.seed['environment']}")
+        expect(page.locator("#terminal-state")).to_have_text("Connected.", timeout=30_000)
+        page.locator("#environment-terminal").click()
+        page.keyboard.type("sleep 1000 & echo idle-$((40+2))\n")
+        expect(terminal_text(page)).to_contain_text("idle-42", timeout=30_000)
+        expect(page.locator("#terminal-state")).to_contain_text("without input", timeout=30_000)
+        assert session_processes(podman, name) == ""
+        context.close()
+    finally:
+        live.stop()
