@@ -15,6 +15,7 @@ import contextvars
 import io
 import json
 import logging
+import sys
 from types import SimpleNamespace
 
 from connectrpc._protocol import ConnectWireError  # the library's own error body and HTTP status
@@ -281,7 +282,12 @@ def connect_view(request: HttpRequest, method: str) -> HttpResponse:
         return _error_response(Code.RESOURCE_EXHAUSTED, "request body too large")
     except UnreadablePostError:
         return _error_response(Code.INVALID_ARGUMENT, "request body could not be read")
-    environ = dict(request.environ)
+    # A WSGI environ for the Connect application: the server's own under WSGI; under ASGI (which
+    # has none) Django's META, which carries the same CGI keys, and the WSGI ones it lacks.
+    environ = dict(getattr(request, "environ", request.META))
+    environ.setdefault("wsgi.url_scheme", request.scheme)
+    environ.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+    environ.setdefault("wsgi.errors", sys.stderr)
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
 

@@ -136,6 +136,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# xterm.js for the environment terminal, served from node_modules (pinned in package-lock.json,
+# installed by `make install`'s npm ci) like any static file of ours: no CDN, no copy to keep in step.
+for _prefix, _folder in (("vendor/xterm", "@xterm/xterm"), ("vendor/xterm-addon-fit", "@xterm/addon-fit")):
+    if (BASE_DIR / "node_modules" / _folder).is_dir():
+        STATICFILES_DIRS.append((_prefix, BASE_DIR / "node_modules" / _folder))
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 # Static files are served by whitenoise straight from the apps' folders, so `make run` needs no
@@ -273,6 +278,11 @@ RUNNER_SANDBOX_UID_FIRST = env_int("RUNNER_SANDBOX_UID_FIRST", 61000, minimum=10
 RUNNER_SANDBOX_UIDS = env_int("RUNNER_SANDBOX_UIDS", 256, minimum=1, maximum=65536)
 RUNNER_SANDBOX_UID_LOCK_DIR = Path(env_str("RUNNER_SANDBOX_UID_LOCK_DIR") or DATA_DIR / "sandbox-uids").resolve()
 # A running prebuild whose worker has not written a heartbeat for this long is failed "runner lost".
+# The environment terminal (warmpools/terminal.py): a session with no keystroke for this long is
+# ended (its shell killed in the container).
+TERMINAL_IDLE_TIMEOUT_SECONDS = env_int("TERMINAL_IDLE_TIMEOUT_SECONDS", 1800, minimum=1)
+# Pages, REST, Connect and the terminal's websocket from one ASGI application (dashboard/asgi.py).
+ASGI_APPLICATION = "dashboard.asgi.application"
 PREBUILD_HEARTBEAT_TIMEOUT = timedelta(seconds=env_int("PREBUILD_HEARTBEAT_TIMEOUT_SECONDS", 60, minimum=5))
 # A PENDING prebuild older than this is sent to its queue again (its message may have been lost).
 PREBUILD_REQUEUE_AFTER = timedelta(seconds=env_int("PREBUILD_REQUEUE_AFTER_SECONDS", 120, minimum=5))

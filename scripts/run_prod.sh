@@ -160,9 +160,10 @@ launch() { # INDEX: in its own session, so that one signal reaches it and its ch
     pids[$1]=$!
 }
 
-start web "$PY" -m gunicorn dashboard.wsgi:application --bind "$HOST:$PORT" \
+# ASGI (dashboard/asgi.py) with uvicorn workers: pages, REST, Connect and the terminal's websocket.
+start web "$PY" -m gunicorn dashboard.asgi:application --bind "$HOST:$PORT" \
     --certfile "$DATA_DIR/tls/cert.pem" --keyfile "$DATA_DIR/tls/key.pem" \
-    --worker-class gthread --workers 2 --threads 8 --graceful-timeout 10 --access-logfile -
+    --worker-class uvicorn_worker.UvicornWorker --workers 4 --graceful-timeout 10 --access-logfile -
 for queue in control "${RUNNER_QUEUES[@]}"; do
     start "worker:$queue" "$PY" -m celery -A dashboard worker --queues "$queue" \
         --concurrency "$WORKER_CONCURRENCY" --prefetch-multiplier 1 --loglevel INFO \

@@ -3,6 +3,7 @@ environments created from it."""
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -25,7 +26,7 @@ from warmpools.health import diagnose
 from warmpools.metrics import claim_latency_p95_by_pool, pool_metrics
 from warmpools.models import Environment, EnvironmentPhase, WarmPool, WarmPoolPhase
 from warmpools.proto import size_arguments, with_sizes
-from warmpools.queries import pool_environments, warm_pools_for
+from warmpools.queries import can_enter, pool_environments, warm_pools_for
 
 ROWS_TARGET = "pool-rows"
 STATUS_TARGET = "pool-status"
@@ -197,6 +198,10 @@ def pool_detail(request, pk):
     context["can_create_environment"] = pool.desired_phase != WarmPoolPhase.DELETED
     # After a create without JavaScript (a redirect here), the result area shows that environment.
     context["environment"] = _shown_environment(request, pool, request.GET.get("environment"))
+    context["can_enter_environment"] = context["environment"] is not None and can_enter(
+        request.user, context["environment"]
+    )
+    context["terminal_idle_minutes"] = max(1, settings.TERMINAL_IDLE_TIMEOUT_SECONDS // 60)
     return render(request, "warmpools/detail.html", context)
 
 

@@ -1,4 +1,4 @@
-"""A live server for the API tests: gunicorn (as in production) on a free port, with its own
+"""A live server for the API tests: gunicorn with uvicorn workers (ASGI, as in production) on a free port, with its own
 DATA_DIR and SQLite database seeded by tests/processes/api/live_seed.py, and optionally a Celery worker."""
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def start_live_server(data_dir: Path, queue: str = "runner-live") -> LiveServer:
     )
     seed = json.loads(seeded.stdout.strip().splitlines()[-1])
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "dashboard.wsgi:application", "--bind", f"127.0.0.1:{port}"]
-        + ["--worker-class", "gthread", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+        [sys.executable, "-m", "gunicorn", "dashboard.asgi:application", "--bind", f"127.0.0.1:{port}"]
+        + ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "2", "--log-level", "warning"],
         env=env,
         cwd=REPO_ROOT,
         start_new_session=True,
