@@ -121,7 +121,7 @@ fi
 
 export PRODUCTION=1
 export DATA_DIR
-unset DATABASE_URL CELERY_BROKER_URL SECRET_KEY METRICS_TOKEN # the files below take their place
+unset DATABASE_URL CELERY_BROKER_URL SECRET_KEY METRICS_TOKEN SECRETS_ENCRYPTION_KEYS # the files below take their place
 export DATABASE_URL_FILE
 DATABASE_URL_FILE=$(private_file database_url "postgresql://${PG_ROLE}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DATABASE}")
 export CELERY_BROKER_URL_FILE
@@ -131,6 +131,11 @@ export SECRET_KEY_FILE
 SECRET_KEY_FILE=$(secret secret_key_prod)
 export METRICS_TOKEN_FILE
 METRICS_TOKEN_FILE=$(secret metrics_token)
+# The key that encrypts organization and project secrets at rest: a Fernet key, made once.
+export SECRETS_ENCRYPTION_KEYS_FILE=$DATA_DIR/secrets_encryption_keys_prod
+if [ ! -s "$SECRETS_ENCRYPTION_KEYS_FILE" ]; then
+    (umask 077 && "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' >"$SECRETS_ENCRYPTION_KEYS_FILE")
+fi
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost}
 export SITE_URL=${SITE_URL:-https://127.0.0.1:$PORT}
 export PORT

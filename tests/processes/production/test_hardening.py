@@ -23,6 +23,7 @@ def test_check_deploy_reports_nothing_with_the_production_variables(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(PRODUCTION="1", SECRET_KEY="k" * 20 + "ABCDEFGHIJ0123456789abcdefghij", DATA_DIR=str(tmp_path))
     env.update(ALLOWED_HOSTS="prebuilds.example.com", SITE_URL="https://prebuilds.example.com")
+    env.update(SECRETS_ENCRYPTION_KEYS="A" * 43 + "=")
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
         cwd=REPO_ROOT,
@@ -36,12 +37,23 @@ def test_check_deploy_reports_nothing_with_the_production_variables(tmp_path):
 
 def test_production_refuses_a_short_secret_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(PRODUCTION="1", SECRET_KEY="x" * 40, DATA_DIR=str(tmp_path))
+    env.update(PRODUCTION="1", SECRET_KEY="x" * 40, DATA_DIR=str(tmp_path), SECRETS_ENCRYPTION_KEYS="A" * 43 + "=")
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0
     assert "at least 50 characters" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secrets_encryption_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SECRETS_ENCRYPTION"))}
+    env.update(PRODUCTION="1", SECRET_KEY="k" * 20 + "ABCDEFGHIJ0123456789abcdefghij", DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "SECRETS_ENCRYPTION_KEYS" in result.stderr
+    assert not (tmp_path / "secrets_encryption_key").exists()  # no key made up in production
 
 
 def test_every_response_carries_a_strict_content_security_policy(client):
