@@ -28,6 +28,7 @@ MARKER = "TERMINAL_SESSION"
 # bash when the image has it (a login shell, so the user's profile runs), else the POSIX shell.
 LOGIN_SHELL = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec /bin/sh -l; fi"
 READ_SIZE = 64 * 1024
+START_GRACE = 15  # seconds a session closed at once waits for its shell to start, so it can kill it
 
 
 def shell_argv(podman: Podman, *, container: str, user: str, workdir: str, marker: str) -> list[str]:
@@ -70,6 +71,8 @@ class ContainerShell:
         self._output: asyncio.Queue[bytes] = asyncio.Queue()
         self._pending = b""
         self._ended = False
+        # Set at the first output: the shell is running inside the container (its prompt).
+        self._started = asyncio.Event()
 
     def start(self) -> None:
         self.podman.ensure()  # its containers.conf, which env() names
@@ -101,6 +104,8 @@ class ContainerShell:
             data = b""
         if not data:
             self._stop_reading()
+        else:
+            self._started.set()
         self._output.put_nowait(data)
 
     def _stop_reading(self) -> None:
@@ -150,8 +155,14 @@ class ContainerShell:
 
     async def close(self) -> None:
         """The session's processes in the container killed, then the podman client; idempotent."""
-        self._stop_reading()
         process = self.process
+        if process is not None and process.poll() is None and not self._started.is_set():
+            # Closed before the shell said anything (a page closed at once): its exec may still be
+            # starting, and a sweep now would find nothing while the shell starts after it, left
+            # running when the client is killed. Wait for it to show, or for the client to end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_output_or_exit(process), timeout=START_GRACE)
+        self._stop_reading()
         if process is not None:
             if process.poll() is None:
                 await asyncio.to_thread(self._kill_in_container)
@@ -161,6 +172,11 @@ class ContainerShell:
         if self._master is not None:
             os.close(self._master)
             self._master = None
+
+    async def _first_output_or_exit(self, process: subprocess.Popen) -> None:
+        while not self._started.is_set() and process.poll() is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._started.wait(), timeout=0.1)
 
     def _kill_in_container(self) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -79,9 +79,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             if left <= 0:
                 break
             await asyncio.sleep(min(left, 5))
+        # The session's processes are gone before the page is told it ended.
+        await self._end()
         await self.send(text_data=json.dumps({"type": "idle", "seconds": limit}))
         await self.close(code=CLOSE_IDLE)
-        await self._end()
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.shell is None:

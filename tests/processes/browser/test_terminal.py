@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -107,9 +108,11 @@ def handshake(live, environment: str, *, cookie: str | None, origin: str | None)
 
 
 def session_processes(podman: Podman, name: str) -> str:
-    """The processes of vscode's (the sessions' user) that carry a terminal session's marker."""
+    """The processes of vscode's (the sessions' user) that carry a terminal session's marker, each
+    as "/proc/<pid> <command line>"."""
     done = locked(podman, "exec", "-u", "vscode", name, "sh", "-c",
-                  "grep -l TERMINAL_SESSION= /proc/[0-9]*/environ 2>/dev/null; true")  # fmt: skip
+                  "for f in $(grep -l TERMINAL_SESSION= /proc/[0-9]*/environ 2>/dev/null); do "
+                  "d=${f%/environ}; echo \"$d $(tr '\\000' ' ' < $d/cmdline)\"; done; true")  # fmt: skip
     return done.stdout.strip()
 
 
@@ -166,7 +169,7 @@ def test_closing_the_page_kills_the_shell_in_the_container(browser, server, cont
     assert session_processes(podman, name) == ""
 
 
-def test_the_websocket_is_refused_to_others_without_a_session_and_from_another_origin(browser, server):
+def test_the_websocket_is_refused_to_others_without_a_session_and_from_another_origin(browser, server, container):
     environment = server.seed["environment"]
     origin = server.base_url
     cookies = {}
@@ -181,6 +184,13 @@ def test_the_websocket_is_refused_to_others_without_a_session_and_from_another_o
     assert " 403" in handshake(server, environment, cookie=None, origin=origin)  # no session
     assert " 403" in handshake(server, environment, cookie=cookies["carol"], origin="http://evil.example")
     assert " 403" in handshake(server, str(uuid.uuid4()), cookie=cookies["carol"], origin=origin)  # no such one
+    # The creator's session, closed the moment it was accepted, leaves no shell behind (its exec
+    # was still starting when the socket closed).
+    podman, name = container
+    deadline = time.monotonic() + 60
+    while (left := session_processes(podman, name)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == ""
 
 
 def test_an_idle_session_ends_and_its_shell_is_killed(browser, container, tmp_path, monkeypatch):
