@@ -8,11 +8,10 @@ import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from prebuilds import execution
 from prebuilds import services as prebuild_services
@@ -120,8 +119,11 @@ def test_a_pool_of_a_container_snapshot_holds_started_containers(org, sample_rep
         orphan = uuid.uuid4()
         runner_bridge.create_instance_container(pool, prebuild, orphan, tmp_path / "guard", start=True)
         name = runner_instances.instance_container_name(orphan)
-        assert reconciler.sweep_orphans(pool.organization_id, now=timezone.now()) == []  # still young
-        later = timezone.now() + timedelta(hours=1)
+        # "Now" on the engine's clock (the container's creation): the suite may run under faketime,
+        # which podman, a Go program, does not see.
+        created = datetime.fromtimestamp(int(_engine(container_host, name, "{{.Created.Unix}}")), tz=UTC)
+        assert reconciler.sweep_orphans(pool.organization_id, now=created + timedelta(seconds=5)) == []  # still young
+        later = created + timedelta(hours=1)
         assert reconciler.sweep_orphans(pool.organization_id, now=later) == [name]
         assert _engine(container_host, name, "{{.Id}}") == ""
         assert len(_labelled(container_host, pool.id)) == 2

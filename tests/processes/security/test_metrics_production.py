@@ -51,7 +51,12 @@ def run_settings(tmp_path: Path, **extra) -> dict:
 
 
 def test_production_needs_the_token_even_from_loopback(tmp_path):
-    seen = run_settings(tmp_path, PRODUCTION="1", SECRET_KEY="production-key-" + "a1B2c3D4e5" * 5)
+    seen = run_settings(
+        tmp_path,
+        PRODUCTION="1",
+        SECRET_KEY="production-key-" + "a1B2c3D4e5" * 5,
+        SECRETS_ENCRYPTION_KEYS="A" * 43 + "=",
+    )
     assert seen["networks"] == []
     assert seen["loopback_without_token"] is False
     assert seen["status"] == 403

@@ -262,7 +262,10 @@ def test_the_demo_project_still_clones_in_development(db, tmp_path, settings):
         return result.stdout.strip()
 
     assert roots() == str([os.path.realpath(tmp_path / "data" / "demo-repo")])
-    assert roots(PRODUCTION="1", SECRET_KEY="k" * 40 + "abcdefghij", DEBUG="0") == "[]"
+    assert (
+        roots(PRODUCTION="1", SECRET_KEY="k" * 40 + "abcdefghij", DEBUG="0", SECRETS_ENCRYPTION_KEYS="A" * 43 + "=")
+        == "[]"
+    )
 
     from dashboard.demo import create_demo_data
 
