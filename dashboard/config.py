@@ -128,17 +128,20 @@ def secret_key(data_dir: Path, debug_default_allowed: bool) -> str:
         return value
     if not debug_default_allowed:
         raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set in production")
-    path = data_dir / "secret_key"
+    return _generated_once(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+
+
+def _generated_once(path: Path, make) -> str:
+    """The key kept in path, made by make() the first time. Written to a private temporary file
+    (0600 from the start) and linked into place, so that the web server and the worker starting
+    together agree on one key."""
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    # Written to a private temporary file (0600 from the start) and linked into place, so that
-    # the web server and the worker starting together agree on one key.
-    tmp = data_dir / f".secret_key.{os.getpid()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key)
+        f.write(make())
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -162,23 +165,12 @@ def secrets_encryption_keys(data_dir: Path, debug_default_allowed: bool) -> list
         raise ImproperlyConfigured(
             "SECRETS_ENCRYPTION_KEYS (or SECRETS_ENCRYPTION_KEYS_FILE) must be set in production"
         )
-    path = data_dir / "secrets_encryption_key"
-    if path.exists():
-        return [path.read_text().strip()]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # A Fernet key: 32 random bytes, URL-safe base64 (what Fernet.generate_key() returns).
-    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    tmp = data_dir / f".secrets_encryption_key.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    return [path.read_text().strip()]
+    return [_generated_once(data_dir / "secrets_encryption_key", _fernet_key)]
+
+
+def _fernet_key() -> str:
+    """32 random bytes, URL-safe base64: what Fernet.generate_key() returns."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 # --- Private files ------------------------------------------------------------------------------
